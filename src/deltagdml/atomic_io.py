@@ -1,0 +1,57 @@
+"""Atomic file writes: a reader never sees a half-written output.
+
+Files are written to a temporary sibling and moved into place with ``os.replace``,
+which is atomic on POSIX file systems.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it onto ``path`` only on success.
+
+    ``suffix`` defaults to the suffix of ``path`` so that writers that choose a
+    format by extension (matplotlib, ``ase.io``) still work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.",
+        suffix=suffix if suffix is not None else path.suffix,
+        dir=path.parent,
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def save_npz_atomic(path: str | os.PathLike, **arrays: Any) -> None:
+    """Write an uncompressed ``.npz`` atomically; object arrays are refused."""
+    for key, value in arrays.items():
+        if np.asarray(value).dtype == object:
+            raise TypeError(
+                f"refusing to write object array {key!r} to {path}: it would need pickle"
+            )
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

@@ -1,0 +1,85 @@
+"""The Δ-sGDML composite: one model per fragment plus a binding model on the complex.
+
+E(X) = Σ_k E_k(x_k) + E_b(X) and F(X) = (F_1(x_1), …, F_n(x_n)) + F_b(X).
+A single-atom fragment (an ion) contributes a constant energy and zero force.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ModelError
+from .model import GDMLModel
+
+
+@dataclass
+class FragmentTerm:
+    """A learned fragment model, or the constant energy of a single-atom fragment."""
+
+    atoms: np.ndarray
+    model: GDMLModel | None = None
+    constant_energy: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.atoms = np.asarray(self.atoms, dtype=int)
+        if self.model is None and self.atoms.size != 1:
+            raise ModelError(
+                f"fragment with atoms {self.atoms.tolist()} has no model; only a single-atom "
+                "fragment may be a constant"
+            )
+        if self.model is not None and self.model.n_atoms != self.atoms.size:
+            raise ModelError(
+                f"fragment model is for {self.model.n_atoms} atoms but the fragment has "
+                f"{self.atoms.size}"
+            )
+
+
+class DeltaModel:
+    """Sum of fragment models and a binding model; same ``predict`` as :class:`GDMLModel`."""
+
+    def __init__(self, z: np.ndarray, fragments: list[FragmentTerm], binding: GDMLModel) -> None:
+        self.z_ = np.asarray(z, dtype=int)
+        self.fragments = fragments
+        self.binding = binding
+        covered = np.sort(np.concatenate([f.atoms for f in fragments]))
+        if not np.array_equal(covered, np.arange(self.z_.size)):
+            raise ModelError("fragments must cover every atom of the complex exactly once")
+        if not np.array_equal(binding.z_, self.z_):
+            raise ModelError("the binding model is for different atoms than the complex")
+        for k, f in enumerate(fragments):
+            if f.model is not None and not np.array_equal(f.model.z_, self.z_[f.atoms]):
+                raise ModelError(f"the model of fragment {k} is for different atoms")
+
+    @property
+    def n_atoms(self) -> int:
+        return int(self.z_.size)
+
+    def predict_parts(self, R: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Energy and force of each term: 'fragment_k' (forces on its atoms), 'binding'."""
+        R = np.asarray(R, dtype=float)
+        if R.ndim == 2:
+            R = R[None]
+        parts = {}
+        for k, f in enumerate(self.fragments):
+            if f.model is None:
+                parts[f"fragment_{k}"] = (
+                    np.full(R.shape[0], f.constant_energy),
+                    np.zeros((R.shape[0], f.atoms.size, 3)),
+                )
+            else:
+                parts[f"fragment_{k}"] = f.model.predict(R[:, f.atoms])
+        parts["binding"] = self.binding.predict(R)
+        return parts
+
+    def predict(self, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Energies (Q,) and forces (Q, N, 3) of the complex."""
+        parts = self.predict_parts(R)
+        E, F = parts["binding"]
+        E, F = E.copy(), F.copy()
+        for k, f in enumerate(self.fragments):
+            E_k, F_k = parts[f"fragment_{k}"]
+            E += E_k
+            F[:, f.atoms] += F_k
+        return E, F

@@ -1,0 +1,121 @@
+"""Resolve the workflow configuration: per-system settings and cross-field checks.
+
+The JSON schema (workflow/schemas/config.schema.yaml) checks types and ranges; this
+module checks what a schema cannot: that presets exist, that the requested splits fit
+in the data, and which models a system needs.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from .data.systems import DEFAULT_SYSTEMS, System, system_from_config
+from .errors import ConfigError
+
+SAMPLING_DEFAULTS: dict[str, Any] = {
+    "temperature_K": 300.0,
+    "timestep_fs": 0.5,
+    "n_frames": 400,
+    "stride": 10,
+    "equilibration_steps": 200,
+    "friction_per_fs": 0.01,
+    "restraint": {"enabled": True, "k": 1.0},
+}
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "n_train": 100,
+    "n_valid": 50,
+    "n_test": 200,
+    "sigmas": [2, 5, 10, 20, 40, 80, 160],
+    "lam": 1e-10,
+    "symmetries": "auto",
+    "max_perms": 2048,
+    "patience": 2,
+}
+SYSTEM_KEYS = ("structure", "fragments", "charges", "multiplicities", "charge", "multiplicity")
+
+
+def _merge(*layers: dict) -> dict:
+    out: dict = {}
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = _merge(out[key], value)
+            else:
+                out[key] = copy.deepcopy(value)
+    return out
+
+
+def system_entry(config: dict, name: str) -> dict:
+    """The system's own config with its preset expanded."""
+    systems = config.get("systems") or {}
+    if name not in systems:
+        raise ConfigError(f"unknown system '{name}'; configured: {sorted(systems)}")
+    entry = dict(systems[name] or {})
+    preset = entry.pop("preset", None)
+    if preset is not None:
+        if preset not in DEFAULT_SYSTEMS:
+            raise ConfigError(
+                f"system '{name}': unknown preset '{preset}'; known: {sorted(DEFAULT_SYSTEMS)}"
+            )
+        entry = _merge(DEFAULT_SYSTEMS[preset], entry)
+    return entry
+
+
+def sampling_settings(config: dict, name: str) -> dict:
+    """Global sampling settings overridden by the system's."""
+    return _merge(SAMPLING_DEFAULTS, config.get("sampling"), system_entry(config, name).get("sampling"))
+
+
+def training_settings(config: dict, name: str) -> dict:
+    """Global training settings overridden by the system's, with split sizes checked."""
+    settings = _merge(
+        TRAINING_DEFAULTS, config.get("training"), system_entry(config, name).get("training")
+    )
+    entry = system_entry(config, name)
+    if "dataset" not in entry:
+        n_frames = sampling_settings(config, name)["n_frames"]
+        needed = settings["n_train"] + settings["n_valid"] + settings["n_test"]
+        if needed > n_frames:
+            raise ConfigError(
+                f"system '{name}': n_train + n_valid + n_test = {needed} exceeds the "
+                f"{n_frames} sampled frames (sampling.n_frames)"
+            )
+    return settings
+
+
+def load_system(config: dict, name: str, base_dir: str | Path = ".") -> System:
+    """Build the :class:`System` of a configured system."""
+    entry = system_entry(config, name)
+    return system_from_config(name, {k: entry[k] for k in SYSTEM_KEYS if k in entry}, base_dir)
+
+
+def model_parts(system: System) -> list[str]:
+    """Models to train: 'full', one 'fragment_k' per multi-atom fragment, 'binding'."""
+    parts = ["full"]
+    parts += [f"fragment_{k}" for k, idx in enumerate(system.fragments) if len(idx) > 1]
+    return parts + ["binding"]
+
+
+def step_config(config: dict, name: str, sections: tuple[str, ...]) -> dict:
+    """The part of the config one workflow step of system ``name`` depends on.
+
+    Passed to rules as ``params`` so that Snakemake reruns exactly the steps whose
+    settings changed.
+    """
+    entry = (config.get("systems") or {}).get(name) or {}
+    own = ("preset", "dataset", "fragment_labels", *SYSTEM_KEYS, *sections)
+    out = {key: copy.deepcopy(config[key]) for key in sections if key in config}
+    out["systems"] = {name: {k: copy.deepcopy(v) for k, v in entry.items() if k in own}}
+    return out
+
+
+def check_config(config: dict, base_dir: str | Path = ".") -> dict[str, System]:
+    """Validate every system up front; return them by name."""
+    systems = {}
+    for name in config.get("systems") or {}:
+        systems[name] = load_system(config, name, base_dir)
+        sampling_settings(config, name)
+        training_settings(config, name)
+    return systems

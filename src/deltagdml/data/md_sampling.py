@@ -1,0 +1,230 @@
+"""Langevin MD sampling of complex geometries, with an optional flat-bottom COM restraint.
+
+Weakly bound complexes drift apart in unrestrained MD, so by default the distance between
+the centre of mass (COM) of each fragment k > 0 and that of fragment 0 is restrained:
+E = 0.5 k (r - r0)^2 for r > r0, zero inside. The restraint only shapes the sampling;
+the saved frames are positions, labelled later without it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.mixing import SumCalculator
+from ase.constraints import FixCom
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import Stationary, ZeroRotation
+
+from ..atomic_io import save_npz_atomic
+from ..errors import ConfigError, DatasetError
+from ..units import LENGTH_UNITS_IN_ANG
+from .calculators import make_calculator
+from .systems import System
+
+Progress = Callable[[str], None]
+_RESTRAINT_KEYS = {"enabled", "r0", "k"}
+#: Default restraint: r0 = initial COM distance + R0_MARGIN Å, force constant in eV/Å².
+R0_MARGIN = 1.0
+K_DEFAULT = 1.0
+
+
+def com_distances(R: np.ndarray, masses: np.ndarray, fragments: list[np.ndarray]) -> np.ndarray:
+    """Distances (M, n-1) between the COM of each fragment k > 0 and that of fragment 0."""
+    R = np.asarray(R, dtype=float).reshape(-1, len(masses), 3)
+    coms = [np.einsum("i,mij->mj", masses[idx], R[:, idx]) / masses[idx].sum() for idx in fragments]
+    return np.stack([np.linalg.norm(c - coms[0], axis=1) for c in coms[1:]], axis=1)
+
+
+class COMRestraint(Calculator):
+    """Flat-bottom harmonic restraint on fragment COM distances (eV, Å)."""
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(self, fragments: list[np.ndarray], r0: np.ndarray, k: float) -> None:
+        super().__init__()
+        self.fragments = [np.asarray(f, dtype=int) for f in fragments]
+        self.r0 = np.broadcast_to(np.asarray(r0, dtype=float), (len(fragments) - 1,))
+        self.k = float(k)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        pos, masses = self.atoms.positions, self.atoms.get_masses()
+        forces = np.zeros_like(pos)
+        energy = 0.0
+        ref = self.fragments[0]
+        com0 = masses[ref] @ pos[ref] / masses[ref].sum()
+        for idx, r0 in zip(self.fragments[1:], self.r0, strict=True):
+            d = masses[idx] @ pos[idx] / masses[idx].sum() - com0
+            r = np.linalg.norm(d)
+            if r <= r0:
+                continue
+            energy += 0.5 * self.k * (r - r0) ** 2
+            grad = self.k * (r - r0) * d / r  # dE/d(COM_k - COM_0)
+            forces[idx] -= np.outer(masses[idx] / masses[idx].sum(), grad)
+            forces[ref] += np.outer(masses[ref] / masses[ref].sum(), grad)
+        self.results = {"energy": energy, "free_energy": energy, "forces": forces}
+
+
+def _restraint(system: System, cfg: dict | None) -> COMRestraint | None:
+    cfg = dict(cfg or {})
+    unknown = set(cfg) - _RESTRAINT_KEYS
+    if unknown:
+        raise ConfigError(f"restraint: unknown key(s) {sorted(unknown)}; allowed {_RESTRAINT_KEYS}")
+    if not cfg.get("enabled", True):
+        return None
+    k = float(cfg.get("k", K_DEFAULT))
+    if "r0" in cfg:
+        r0 = np.asarray(float(cfg["r0"]))
+    else:
+        r0 = com_distances(system.atoms.positions, system.atoms.get_masses(), system.fragments)[0]
+        r0 = r0 + R0_MARGIN
+    if k <= 0 or np.any(r0 <= 0):
+        raise ConfigError(f"restraint: need k > 0 and r0 > 0, got k={k}, r0={r0}")
+    return COMRestraint(system.fragments, r0, k)
+
+
+def _reporter(progress: Progress | None) -> Progress:
+    if progress is not None:
+        return progress
+    return lambda msg: print(msg, file=sys.stderr, flush=True)
+
+
+def sample_md(
+    system: System,
+    calc_spec: dict | None,
+    temperature_K: float,
+    timestep_fs: float,
+    n_frames: int,
+    stride: int,
+    seed: int,
+    friction_per_fs: float = 0.01,
+    restraint: dict | None = None,
+    progress: Progress | None = None,
+    equilibration_steps: int = 0,
+) -> dict[str, np.ndarray]:
+    """Run Langevin MD and keep every ``stride``-th geometry after equilibration.
+
+    Returns R (n_frames, N, 3) Å, z (N,), com_distance (n_frames,) Å (largest COM distance
+    of a fragment k > 0 to fragment 0) and time_fs (n_frames,). Deterministic for a seed.
+    """
+    for key, value in (("n_frames", n_frames), ("stride", stride)):
+        if int(value) != value or value < 1:
+            raise ConfigError(f"MD sampling: '{key}' must be a positive integer, got {value!r}")
+    if temperature_K <= 0 or timestep_fs <= 0 or friction_per_fs < 0 or equilibration_steps < 0:
+        raise ConfigError(
+            f"MD sampling: need temperature_K > 0, timestep_fs > 0, friction_per_fs >= 0, "
+            f"equilibration_steps >= 0; got {temperature_K}, {timestep_fs}, {friction_per_fs}, "
+            f"{equilibration_steps}"
+        )
+    report = _reporter(progress)
+    atoms = Atoms(system.atoms.numbers, positions=system.atoms.positions)
+    calc = make_calculator(calc_spec, system.charge, system.multiplicity)
+    bias = _restraint(system, restraint)
+    atoms.calc = calc if bias is None else SumCalculator([calc, bias])
+    rng = np.random.default_rng(seed)
+    # Maxwell–Boltzmann momenta (what ASE's MaxwellBoltzmannDistribution draws), from ``rng``
+    sigma = np.sqrt(atoms.get_masses() * units.kB * temperature_K)
+    atoms.set_momenta(sigma[:, None] * rng.standard_normal((len(atoms), 3)))
+    Stationary(atoms)
+    ZeroRotation(atoms)
+    atoms.set_constraint(FixCom())
+    dyn = Langevin(
+        atoms,
+        timestep_fs * units.fs,
+        temperature_K=temperature_K,
+        friction=friction_per_fs / units.fs,
+        fixcm=False,
+        rng=rng,
+    )
+    R = np.empty((n_frames, len(atoms), 3))
+    every = max(1, n_frames // 10)
+    try:
+        dyn.run(equilibration_steps)
+        for i in range(n_frames):
+            dyn.run(stride)
+            R[i] = atoms.positions
+            if not np.all(np.isfinite(R[i])):
+                raise RuntimeError("non-finite positions")
+            if (i + 1) % every == 0 or i + 1 == n_frames:
+                report(f"{system.name}: MD frame {i + 1}/{n_frames}")
+    except RuntimeError as exc:
+        raise RuntimeError(
+            f"system '{system.name}': MD failed at step {dyn.nsteps}: {exc}"
+        ) from exc
+    masses = system.atoms.get_masses()
+    return {
+        "R": R,
+        "z": system.atoms.numbers.copy(),
+        "com_distance": com_distances(R, masses, system.fragments).max(axis=1),
+        "time_fs": (equilibration_steps + stride * np.arange(1, n_frames + 1)) * timestep_fs,
+    }
+
+
+def save_trajectory(traj: dict[str, np.ndarray], path: str | os.PathLike) -> None:
+    """Write a trajectory from :func:`sample_md` atomically as ``.npz`` (Å, fs)."""
+    save_npz_atomic(
+        path,
+        R=np.asarray(traj["R"], dtype=float),
+        z=np.asarray(traj["z"], dtype=int),
+        com_distance=np.asarray(traj["com_distance"], dtype=float),
+        time_fs=np.asarray(traj["time_fs"], dtype=float),
+        r_unit=np.array("Ang"),
+    )
+
+
+def read_npz(path: str | os.PathLike, required: set[str], what: str) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` file, refusing pickled object arrays and missing keys."""
+    path = str(path)
+    if not Path(path).is_file():
+        raise DatasetError(f"{path}: {what} file not found")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DatasetError(f"{path}: not a readable {what} .npz file ({exc})") from exc
+    with data:
+        missing = required - set(data.files)
+        if missing:
+            raise DatasetError(f"{path}: missing key(s) {sorted(missing)} in {what} file")
+        out = {}
+        for key in data.files:
+            try:
+                out[key] = data[key]
+            except ValueError as exc:
+                raise DatasetError(
+                    f"{path}: key '{key}' is a pickled object array; refusing to unpickle it"
+                ) from exc
+    return out
+
+
+def load_trajectory(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read and validate a trajectory written by :func:`save_trajectory` (no pickle)."""
+    data = read_npz(path, {"R", "z", "com_distance", "time_fs", "r_unit"}, "trajectory")
+    r_unit = str(data["r_unit"])
+    if r_unit not in LENGTH_UNITS_IN_ANG:
+        raise DatasetError(f"{path}: unknown length unit r_unit={r_unit!r}")
+    traj = {key: data[key] for key in ("R", "z", "com_distance", "time_fs")}
+    R, z = traj["R"], traj["z"]
+    m = R.shape[0] if R.ndim == 3 else -1
+    if (
+        R.ndim != 3
+        or R.shape[1:] != (z.shape[0], 3)
+        or not np.issubdtype(z.dtype, np.integer)
+        or traj["com_distance"].shape != (m,)
+        or traj["time_fs"].shape != (m,)
+    ):
+        raise DatasetError(
+            f"{path}: inconsistent shapes R {R.shape}, z {z.shape} {z.dtype}, "
+            f"com_distance {traj['com_distance'].shape}, time_fs {traj['time_fs'].shape}"
+        )
+    if not np.all(np.isfinite(R)):
+        raise DatasetError(f"{path}: 'R' contains NaN or inf")
+    traj["R"] = R * LENGTH_UNITS_IN_ANG[r_unit]
+    traj["com_distance"] = traj["com_distance"] * LENGTH_UNITS_IN_ANG[r_unit]
+    return traj

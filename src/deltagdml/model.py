@@ -1,0 +1,227 @@
+"""sGDML force-field estimator: ``fit`` on forces (and energies), ``predict`` E and F.
+
+Units follow the training data; the workflow uses Å and kcal/mol like sGDML files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from .descriptor import dense_jacobian, descriptor, descriptor_and_jacobian
+from .errors import DatasetError, ModelError
+from .kernel import assemble_kernel
+from .prediction import KernelExpansion
+from .solvers import solve_cholesky
+from .symmetry import descriptor_permutation, find_permutations, validate_permutations
+
+log = logging.getLogger(__name__)
+
+
+class _ProgressLog:
+    """Logs kernel-assembly progress every 10 % once a step has run for 5 s."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.t0 = time.perf_counter()
+        self.next_fraction = 0.1
+
+    def __call__(self, done: int, total: int) -> None:
+        fraction = done / total
+        if fraction >= self.next_fraction:
+            self.next_fraction = np.floor(fraction * 10 + 1) / 10
+            elapsed = time.perf_counter() - self.t0
+            if elapsed > 5.0:
+                log.info("%s: %3.0f %% (%.0f s elapsed)", self.what, 100 * fraction, elapsed)
+
+
+def check_training_data(
+    R: np.ndarray, z: np.ndarray, F: np.ndarray, E: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validate and convert arrays; raise :class:`DatasetError` on bad shapes or values."""
+    R = np.asarray(R, dtype=float)
+    z = np.asarray(z)
+    F = np.asarray(F, dtype=float)
+    if R.ndim != 3 or R.shape[2] != 3:
+        raise DatasetError(f"R must have shape (M, N, 3), got {R.shape}")
+    if z.ndim != 1 or z.shape[0] != R.shape[1]:
+        raise DatasetError(f"z has shape {z.shape} but R holds {R.shape[1]} atoms per geometry")
+    if F.shape != R.shape:
+        raise DatasetError(f"F has shape {F.shape} but R has shape {R.shape}")
+    if E is not None:
+        E = np.asarray(E, dtype=float).reshape(-1)
+        if E.shape[0] != R.shape[0]:
+            raise DatasetError(f"E has {E.shape[0]} entries for {R.shape[0]} geometries")
+    for name, arr in (("R", R), ("F", F), ("E", E)):
+        if arr is not None and not np.all(np.isfinite(arr)):
+            raise DatasetError(f"{name} contains NaN or inf values")
+    if R.shape[1] < 2:
+        raise DatasetError("an sGDML model needs at least two atoms")
+    return R, z.astype(int), F, E
+
+
+def check_duplicates(X: np.ndarray, tril_perms: np.ndarray, tol: float = 1e-9) -> None:
+    """Raise if two training descriptors coincide up to a permutation (singular kernel)."""
+    M = X.shape[0]
+    sq = np.einsum("md,md->m", X, X)
+    scale = max(float(sq.max()), 1e-300)
+    for perm in tril_perms:
+        d2 = sq[:, None] + sq[None, :] - 2.0 * X @ X[:, perm].T
+        d2[np.arange(M), np.arange(M)] = np.inf
+        i, j = np.unravel_index(np.argmin(d2), d2.shape)
+        if d2[i, j] < tol * scale:
+            raise DatasetError(
+                f"training geometries {i} and {j} are identical (up to atom permutation); "
+                "duplicate geometries make the kernel matrix singular — remove them"
+            )
+
+
+class GDMLModel:
+    """Symmetric gradient-domain (sGDML) kernel force field.
+
+    Parameters
+    ----------
+    sigma : kernel length scale (descriptor units, Å⁻¹), > 0.
+    lam : regularisation λ added to the kernel diagonal.
+    perms : "auto" (bond-graph automorphisms), "none", or an explicit (P, N) array.
+    max_perms : largest permutation group accepted by "auto".
+    """
+
+    def __init__(
+        self,
+        sigma: float,
+        lam: float = 1e-10,
+        perms: str | np.ndarray = "auto",
+        max_perms: int = 2048,
+    ) -> None:
+        if not np.isfinite(sigma) or sigma <= 0:
+            raise ModelError(f"sigma must be a positive number, got {sigma}")
+        if not np.isfinite(lam) or lam < 0:
+            raise ModelError(f"lam must be non-negative, got {lam}")
+        self.sigma = float(sigma)
+        self.lam = float(lam)
+        self.perms = perms
+        self.max_perms = max_perms
+        self.timings: dict[str, float] = {}
+
+    # -- training -----------------------------------------------------------------
+    def resolve_perms(self, R: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """The permutation group to use for training geometries R."""
+        if isinstance(self.perms, str):
+            if self.perms == "none":
+                return np.arange(len(z))[None, :]
+            if self.perms == "auto":
+                return find_permutations(R, z, max_perms=self.max_perms)
+            raise ModelError(f"perms must be 'auto', 'none' or an array, got {self.perms!r}")
+        return validate_permutations(np.asarray(self.perms), z)
+
+    def fit(
+        self,
+        R: np.ndarray,
+        z: np.ndarray,
+        F: np.ndarray,
+        E: np.ndarray | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        kernel_buffer: np.ndarray | None = None,
+    ) -> GDMLModel:
+        """Train on forces F (and fit the energy constant to E, if given)."""
+        R, z, F, E = check_training_data(R, z, F, E)
+        t0 = time.perf_counter()
+        perms = self.resolve_perms(R, z)
+        tril_perms = np.array([descriptor_permutation(p) for p in perms])
+        X, G = descriptor_and_jacobian(R)
+        check_duplicates(X, tril_perms)
+        J = dense_jacobian(G)
+        std = float(F.std())
+        if std == 0.0:
+            raise DatasetError("all training forces are zero: nothing to learn")
+        y = F.reshape(-1) / std
+        n = y.size
+        if kernel_buffer is not None and kernel_buffer.size >= n * n:
+            K = kernel_buffer.reshape(-1)[: n * n].reshape(n, n)
+        else:
+            K = np.empty((n, n))
+        t1 = time.perf_counter()
+
+        def assemble_upper() -> np.ndarray:
+            # Blocks (i ≥ j) written transposed: the C-ordered upper triangle holds K.
+            report = progress or _ProgressLog(f"kernel assembly (σ={self.sigma:g})")
+            return assemble_kernel(X, J, tril_perms, self.sigma, out=K, progress=report)
+
+        def assemble_full() -> np.ndarray:
+            return assemble_kernel(X, J, tril_perms, self.sigma, upper_only=False)
+
+        assemble_upper()
+        t2 = time.perf_counter()
+        alpha = solve_cholesky(K, y, self.lam, reassemble=assemble_full)
+        t3 = time.perf_counter()
+        M, N = R.shape[:2]
+        V = np.einsum("mdk,mk->md", J, alpha.reshape(M, 3 * N))
+        self.z_ = z
+        self.perms_ = perms
+        self.tril_perms_ = tril_perms
+        self.X_train_ = X
+        self.alpha_ = alpha
+        self.V_ = V
+        self.std_ = std
+        self.c_ = 0.0
+        self.use_E_ = E is not None
+        self._build_expansion()
+        if E is not None:
+            E0, _ = self.predict(R)
+            self.c_ = float(np.mean(E - E0))
+            self._build_expansion()
+        t4 = time.perf_counter()
+        self.timings = {
+            "setup_s": t1 - t0,
+            "assembly_s": t2 - t1,
+            "solve_s": t3 - t2,
+            "energy_constant_s": t4 - t3,
+            "total_s": t4 - t0,
+        }
+        log.info(
+            "trained sGDML model: M=%d, N=%d, P=%d, σ=%g in %.2f s (assembly %.2f s, solve %.2f s)",
+            M,
+            N,
+            len(perms),
+            self.sigma,
+            t4 - t0,
+            t2 - t1,
+            t3 - t2,
+        )
+        return self
+
+    def _build_expansion(self) -> None:
+        self.expansion_ = KernelExpansion(
+            self.X_train_, self.V_, self.tril_perms_, self.sigma, self.std_, self.c_
+        )
+
+    # -- prediction ---------------------------------------------------------------
+    @property
+    def n_atoms(self) -> int:
+        return int(self.z_.shape[0])
+
+    def check_fitted(self) -> None:
+        if not hasattr(self, "expansion_"):
+            raise ModelError("model is not trained: call fit() or load a model file first")
+
+    def predict(self, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Energies (Q,) and forces (Q, N, 3) for geometries R (Q, N, 3) or (N, 3)."""
+        self.check_fitted()
+        R = np.asarray(R, dtype=float)
+        if R.ndim == 2:
+            R = R[None]
+        if R.ndim != 3 or R.shape[1:] != (self.n_atoms, 3):
+            raise ModelError(
+                f"model is for {self.n_atoms} atoms; got geometries of shape {R.shape}"
+            )
+        if not np.all(np.isfinite(R)):
+            raise DatasetError("geometries contain NaN or inf values")
+        return self.expansion_.predict(R)
+
+    def descriptor(self, R: np.ndarray) -> np.ndarray:
+        """Inverse-distance descriptor of geometries R."""
+        return descriptor(R)

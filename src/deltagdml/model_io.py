@@ -1,0 +1,118 @@
+"""Model files in sGDML's ``.npz`` layout, readable by sGDML 1.0.3's ``GDMLPredict``.
+
+sGDML stores weights with the opposite sign convention (it solves for −α), so
+``alphas_F = −α`` and ``R_d_desc_alpha = −J α``. Only plain arrays are written
+(no pickled dictionaries); files are read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .atomic_io import save_npz_atomic
+from .errors import ModelError
+from .model import GDMLModel
+from .prediction import KernelExpansion
+from .symmetry import tril_perms_lin as make_tril_perms_lin
+
+REQUIRED_KEYS = ("type", "z", "sig", "perms", "tril_perms_lin", "R_desc", "R_d_desc_alpha", "c")
+
+
+def save_model(
+    model: GDMLModel,
+    path: str | os.PathLike,
+    *,
+    idxs_train: np.ndarray | None = None,
+    idxs_valid: np.ndarray | None = None,
+    md5_train: str = "",
+    md5_valid: str = "",
+    dataset_name: str = "",
+    dataset_theory: str = "",
+    r_unit: str = "Ang",
+    e_unit: str = "kcal/mol",
+) -> None:
+    """Write ``model`` atomically in sGDML's model layout."""
+    model.check_fitted()
+    M = model.X_train_.shape[0]
+    arrays = {
+        "type": np.array("m"),
+        "code_version": np.array(f"deltagdml {__version__}"),
+        "dataset_name": np.array(dataset_name),
+        "dataset_theory": np.array(dataset_theory),
+        "solver_name": np.array("analytic"),
+        "z": model.z_,
+        "sig": np.array(model.sigma),
+        "lam": np.array(model.lam),
+        "perms": model.perms_,
+        "tril_perms_lin": make_tril_perms_lin(model.perms_),
+        "R_desc": model.X_train_.T,
+        "R_d_desc_alpha": -model.V_,
+        "alphas_F": -model.alpha_,
+        "c": np.array(model.c_),
+        "std": np.array(model.std_),
+        "use_E": np.array(model.use_E_),
+        "idxs_train": np.asarray(idxs_train if idxs_train is not None else np.arange(M)),
+        "idxs_valid": np.asarray(idxs_valid if idxs_valid is not None else [], dtype=int),
+        "md5_train": np.array(md5_train),
+        "md5_valid": np.array(md5_valid),
+        "n_test": np.array(0),
+        "r_unit": np.array(r_unit),
+        "e_unit": np.array(e_unit),
+    }
+    save_npz_atomic(path, **arrays)
+
+
+def load_model(path: str | os.PathLike) -> GDMLModel:
+    """Load a model written here or by sGDML (pickled entries are never read)."""
+    path = str(path)
+    if not Path(path).is_file():
+        raise ModelError(f"{path}: model file not found")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{path}: not a readable .npz model file ({exc})") from exc
+    with data:
+        missing = [k for k in REQUIRED_KEYS if k not in data.files]
+        if missing:
+            raise ModelError(f"{path}: missing key(s) {missing}: not an sGDML model file")
+        try:
+            optional = ("std", "lam", "use_E", "alphas_F")
+            arr = {k: data[k] for k in (*REQUIRED_KEYS, *optional) if k in data.files}
+        except ValueError as exc:
+            raise ModelError(f"{path}: contains pickled object arrays; refusing to load") from exc
+    if str(arr["type"]) not in ("m", "b'm'"):
+        raise ModelError(f"{path}: file type is {str(arr['type'])!r}, not a model ('m')")
+    z = arr["z"].astype(int)
+    X = arr["R_desc"].T.astype(float)
+    V = -arr["R_d_desc_alpha"].astype(float)
+    perms = arr["perms"].astype(int)
+    N, D, P = z.size, X.shape[1], perms.shape[0]
+    if D != N * (N - 1) // 2 or V.shape != X.shape or perms.shape[1] != N:
+        raise ModelError(
+            f"{path}: inconsistent shapes: z {z.shape}, R_desc {arr['R_desc'].shape}, "
+            f"R_d_desc_alpha {arr['R_d_desc_alpha'].shape}, perms {perms.shape}"
+        )
+    lin = arr["tril_perms_lin"].astype(int)
+    if lin.size != P * D:
+        raise ModelError(f"{path}: tril_perms_lin has {lin.size} entries, expected {P * D}")
+    tril_perms = lin.reshape(D, P).T - np.arange(P)[:, None] * D
+    for key in ("sig", "c"):
+        if not np.isfinite(arr[key]).all():
+            raise ModelError(f"{path}: '{key}' is not finite")
+    model = GDMLModel(sigma=float(arr["sig"]), lam=float(arr.get("lam", 1e-10)), perms=perms)
+    model.z_ = z
+    model.perms_ = perms
+    model.tril_perms_ = tril_perms
+    model.X_train_ = X
+    model.V_ = V
+    model.alpha_ = -arr["alphas_F"].astype(float).ravel() if "alphas_F" in arr else None
+    model.std_ = float(arr.get("std", 1.0))
+    model.c_ = float(arr["c"])
+    model.use_E_ = bool(arr.get("use_E", True))
+    model.expansion_ = KernelExpansion(X, V, tril_perms, model.sigma, model.std_, model.c_)
+    return model

@@ -1,0 +1,273 @@
+"""One function per workflow step; the Snakemake scripts only unpack paths and call these.
+
+Every step validates its inputs before expensive work and writes its outputs atomically.
+Units: kcal/mol, kcal/mol/Å, Å.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic_io import atomic_path
+from .composite import DeltaModel, FragmentTerm
+from .config import load_system, model_parts, sampling_settings, system_entry, training_settings
+from .data.calculators import set_single_thread
+from .data.delta import build_delta_datasets
+from .data.ingest import ingest_dataset
+from .data.labelling import chunk_indices, label_frames, load_labels, merge_labels, save_labels
+from .data.md_sampling import load_trajectory, sample_md, save_trajectory
+from .data.splits import load_splits, make_splits, save_splits
+from .dataset import load_dataset, save_dataset
+from .metrics import error_summary, mae
+from .model_io import load_model, save_model
+from .selection import select_sigma
+
+log = logging.getLogger("deltagdml")
+
+
+def setup_logging(log_path: str | os.PathLike | None) -> None:
+    """Send the package's log to ``log_path`` (and stderr) at INFO level."""
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers,
+        force=True,
+    )
+
+
+def _progress(message: str) -> None:
+    log.info(message)
+
+
+def sample(config: dict, name: str, out_path: str, base_dir: str = ".") -> None:
+    """Langevin MD of a system with the reference calculator."""
+    set_single_thread()
+    system = load_system(config, name, base_dir)
+    s = sampling_settings(config, name)
+    t0 = time.perf_counter()
+    traj = sample_md(
+        system, config.get("reference"), s["temperature_K"], s["timestep_fs"], s["n_frames"],
+        s["stride"], seed=int(config.get("seed", 0)), friction_per_fs=s["friction_per_fs"],
+        restraint=s.get("restraint"), progress=_progress,
+        equilibration_steps=s["equilibration_steps"],
+    )
+    save_trajectory(traj, out_path)
+    d = traj["com_distance"]
+    log.info(
+        "%s: %d frames in %.0f s; COM distance %.2f–%.2f Å (mean %.2f Å)",
+        name, len(d), time.perf_counter() - t0, d.min(), d.max(), d.mean(),
+    )
+
+
+def label_chunk(
+    config: dict, name: str, traj_path: str, chunk: int, n_chunks: int, out_path: str,
+    base_dir: str = ".",
+) -> None:
+    """Reference energies/forces of the complex and its fragments for one chunk of frames."""
+    set_single_thread()
+    system = load_system(config, name, base_dir)
+    traj = load_trajectory(traj_path)
+    idx = chunk_indices(len(traj["R"]), n_chunks)[chunk]
+    labels = label_frames(
+        system, traj["R"][idx], config.get("reference"), progress=_progress, frame_indices=idx
+    )
+    save_labels(labels, out_path)
+
+
+def merge(chunk_paths: list[str], out_path: str) -> None:
+    """Concatenate label chunks in frame order."""
+    save_labels(merge_labels(chunk_paths), out_path)
+
+
+def ingest(config: dict, name: str, out_path: str, base_dir: str = ".") -> None:
+    """Labels from a user's dataset (fragment labels from files or the reference method)."""
+    set_single_thread()
+    entry = system_entry(config, name)
+    system = load_system(config, name, base_dir)
+    fragment_files = entry.get("fragment_labels")
+    labels = ingest_dataset(
+        Path(base_dir) / entry["dataset"], system,
+        fragment_files=[Path(base_dir) / f for f in fragment_files] if fragment_files else None,
+        calc_spec=None if fragment_files else config.get("reference"), progress=_progress,
+    )
+    save_labels(labels, out_path)
+
+
+def theory_label(config: dict) -> str:
+    """Human-readable name of the reference method."""
+    ref = config.get("reference") or {"name": "tblite", "method": "GFN2-xTB"}
+    if ref.get("name") == "tblite":
+        return f"{ref.get('method', 'GFN2-xTB')} (tblite)"
+    return str(ref.get("class", ref.get("name")))
+
+
+def delta_dataset(
+    config: dict, name: str, labels_path: str, part: str, out_path: str, base_dir: str = "."
+) -> None:
+    """Write one of the Δ datasets: full, fragment_k, nonint or binding."""
+    system = load_system(config, name, base_dir)
+    datasets = build_delta_datasets(system, load_labels(labels_path, system), theory_label(config))
+    if part not in datasets:
+        raise KeyError(f"system '{name}' has no dataset '{part}'; it has {sorted(datasets)}")
+    save_dataset(datasets[part], out_path)
+
+
+def split(config: dict, name: str, full_path: str, out_path: str) -> None:
+    """Energy-stratified train/valid/test indices shared by every model of a system."""
+    ds = load_dataset(full_path)
+    t = training_settings(config, name)
+    splits = make_splits(ds.E, t["n_train"], t["n_valid"], t["n_test"], int(config.get("seed", 0)))
+    save_splits(splits, out_path, n_geometries=ds.n_geometries)
+
+
+def _symmetries(setting: str, base_dir: str) -> str | np.ndarray:
+    if setting in ("auto", "none"):
+        return setting
+    return np.load(Path(base_dir) / setting, allow_pickle=False)
+
+
+def train(
+    config: dict, name: str, part: str, dataset_path: str, splits_path: str, model_path: str,
+    scores_path: str, base_dir: str = ".",
+) -> None:
+    """Train one sGDML model with σ chosen on the validation split."""
+    ds = load_dataset(dataset_path)
+    splits = load_splits(splits_path, ds.n_geometries)
+    t = training_settings(config, name)
+    tr, va = ds.subset(splits["train"]), ds.subset(splits["valid"])
+    log.info("%s/%s: %d atoms, %d training and %d validation geometries", name, part,
+             ds.n_atoms, tr.n_geometries, va.n_geometries)
+    model, scores = select_sigma(
+        tr.R, ds.z, tr.F, tr.E, va.R, va.F, va.E, sigmas=t["sigmas"], lam=t["lam"],
+        perms=_symmetries(t["symmetries"], base_dir), patience=t["patience"],
+        max_perms=t["max_perms"],
+    )
+    table = pd.DataFrame([s.as_dict() for s in scores])
+    table.insert(0, "selected", table["sigma"] == model.sigma)
+    table.insert(0, "n_perms", len(model.perms_))
+    table.insert(0, "part", part)
+    table.insert(0, "system", name)
+    with atomic_path(scores_path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    save_model(
+        model, model_path, idxs_train=splits["train"], idxs_valid=splits["valid"],
+        md5_train=ds.md5(), md5_valid=ds.md5(), dataset_name=ds.name, dataset_theory=ds.theory,
+    )
+
+
+def load_delta_model(config: dict, name: str, model_paths: dict[str, str], binding_path: str,
+                     base_dir: str = ".") -> DeltaModel:
+    """Assemble the composite from fragment and binding model files."""
+    system = load_system(config, name, base_dir)
+    with np.load(binding_path, allow_pickle=False) as f:
+        constants = dict(zip(f["constant_fragments"].tolist(), f["constant_energies"].tolist(),
+                             strict=True))
+    terms = []
+    for k, idx in enumerate(system.fragments):
+        if len(idx) == 1:
+            terms.append(FragmentTerm(idx, None, constants[k]))
+        else:
+            terms.append(FragmentTerm(idx, load_model(model_paths[f"fragment_{k}"])))
+    return DeltaModel(system.z, terms, load_model(model_paths["binding"]))
+
+
+def evaluate(
+    config: dict, name: str, full_path: str, binding_path: str, splits_path: str,
+    model_paths: dict[str, str], metrics_path: str, fragments_path: str, predictions_path: str,
+    scores_paths: list[str], base_dir: str = ".",
+) -> None:
+    """Test-set errors of the full and Δ models (overall and per fragment)."""
+    system = load_system(config, name, base_dir)
+    ds = load_dataset(full_path)
+    splits = load_splits(splits_path, ds.n_geometries)
+    test = ds.subset(splits["test"])
+    full = load_model(model_paths["full"])
+    delta = load_delta_model(config, name, model_paths, binding_path, base_dir)
+    E_full, F_full = full.predict(test.R)
+    E_delta, F_delta = delta.predict(test.R)
+    scores = pd.concat([pd.read_csv(p) for p in scores_paths])
+    chosen = scores[scores["selected"]].set_index("part")
+    rows = []
+    for label, E, F, parts in (
+        ("full", E_full, F_full, ["full"]),
+        ("delta", E_delta, F_delta, [p for p in model_parts(system) if p != "full"]),
+    ):
+        rows.append({
+            "system": name, "model": label, "n_atoms": ds.n_atoms,
+            "n_train": len(splits["train"]), "n_test": test.n_geometries,
+            **error_summary(E, F, test.E, test.F),
+            "sigma": ";".join(f"{p}={chosen.loc[p, 'sigma']:g}" for p in parts),
+            "n_perms": ";".join(f"{p}={int(chosen.loc[p, 'n_perms'])}" for p in parts),
+            "train_s": float(scores[scores["part"].isin(parts)]["train_s"].sum()),
+        })
+    frag_rows = []
+    for k, idx in enumerate(system.fragments):
+        for label, F in (("full", F_full), ("delta", F_delta)):
+            frag_rows.append({
+                "system": name, "fragment": k, "n_atoms": len(idx), "model": label,
+                "f_mae": mae(F[:, idx], test.F[:, idx]),
+            })
+    for path, table in ((metrics_path, rows), (fragments_path, frag_rows)):
+        with atomic_path(path) as tmp:
+            pd.DataFrame(table).to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(predictions_path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, idxs_test=splits["test"], E_ref=test.E, F_ref=test.F, E_full=E_full,
+                 F_full=F_full, E_delta=E_delta, F_delta=F_delta, e_unit="kcal/mol", r_unit="Ang")
+
+
+def summarise(metrics_paths: list[str], fragments_paths: list[str], out: dict[str, str]) -> None:
+    """Tables and figures over all systems (the paper's Table S1, Fig. 6 and Fig. 7)."""
+    from .plotting import plot_error_comparison, plot_fragment_errors
+
+    metrics = pd.concat([pd.read_csv(p) for p in metrics_paths], ignore_index=True)
+    fragments = pd.concat([pd.read_csv(p) for p in fragments_paths], ignore_index=True)
+    wide = metrics.pivot(index="system", columns="model",
+                         values=["e_mae", "e_rmse", "f_mae", "f_rmse"])
+    comparison = pd.DataFrame(index=wide.index)
+    for q in ("e_mae", "e_rmse", "f_mae", "f_rmse"):
+        comparison[f"{q}_full"] = wide[(q, "full")]
+        comparison[f"{q}_delta"] = wide[(q, "delta")]
+        comparison[f"{q}_change_pct"] = 100.0 * (wide[(q, "delta")] - wide[(q, "full")]) / wide[
+            (q, "full")]
+    comparison = comparison.reset_index()
+    for key, table in (("metrics", metrics), ("comparison", comparison), ("fragments", fragments)):
+        with atomic_path(out[key]) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
+    plot_error_comparison(metrics, out["fig6_png"], out["fig6_pdf"])
+    plot_fragment_errors(fragments, out["fig7_png"], out["fig7_pdf"])
+    lines = [
+        "# Δ-sGDML vs full sGDML: test-set errors",
+        "",
+        "Energies in kcal/mol, forces in kcal/mol/Å. Change = (Δ − full)/full; negative means "
+        "the Δ model is better.",
+        "",
+        "| system | force MAE full | force MAE Δ | change | energy MAE full | energy MAE Δ |"
+        " change |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for _, r in comparison.iterrows():
+        lines.append(
+            f"| {r['system']} | {r['f_mae_full']:.4f} | {r['f_mae_delta']:.4f} | "
+            f"{r['f_mae_change_pct']:+.1f} % | {r['e_mae_full']:.4f} | {r['e_mae_delta']:.4f} | "
+            f"{r['e_mae_change_pct']:+.1f} % |"
+        )
+    lines += ["", "Per-fragment force MAE (kcal/mol/Å):", "",
+              "| system | fragment | atoms | full | Δ |", "|---|---|---|---|---|"]
+    fw = fragments.pivot_table(index=["system", "fragment", "n_atoms"], columns="model",
+                               values="f_mae").reset_index()
+    for _, r in fw.iterrows():
+        lines.append(f"| {r['system']} | {r['fragment']} | {r['n_atoms']} | {r['full']:.4f} | "
+                     f"{r['delta']:.4f} |")
+    with atomic_path(out["summary"]) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    log.info("summary written: %s", json.dumps({k: str(v) for k, v in out.items()}))
+

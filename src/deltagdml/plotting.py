@@ -1,0 +1,75 @@
+"""Publication figures (PNG + PDF) with units on every axis."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .atomic_io import atomic_path  # noqa: E402
+
+COLORS = {"full": "#8c8c8c", "delta": "#1f77b4"}
+LABELS = {"full": "full sGDML", "delta": "Δ-sGDML"}
+
+plt.rcParams.update({
+    "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
+    "savefig.dpi": 200, "figure.dpi": 100,
+})
+
+
+def save_figure(fig: plt.Figure, png: str, pdf: str) -> None:
+    """Write a figure atomically as PNG and PDF, then close it."""
+    for path in (png, pdf):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _bars(ax, table: pd.DataFrame, value: str, ylabel: str) -> None:
+    systems = list(dict.fromkeys(table["system"]))
+    x = np.arange(len(systems))
+    width = 0.38
+    for i, model in enumerate(("full", "delta")):
+        sub = table[table["model"] == model].set_index("system").reindex(systems)
+        ax.bar(x + (i - 0.5) * width, sub[value], width, color=COLORS[model], label=LABELS[model])
+    full = table[table["model"] == "full"].set_index("system").reindex(systems)[value]
+    delta = table[table["model"] == "delta"].set_index("system").reindex(systems)[value]
+    for xi, f, d in zip(x, full, delta, strict=True):
+        ax.annotate(f"{100 * (d - f) / f:+.0f} %", (xi, max(f, d)), ha="center", va="bottom",
+                    fontsize=7, xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(x, [s.replace("_", " ") for s in systems], rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+
+
+def plot_error_comparison(metrics: pd.DataFrame, png: str, pdf: str) -> None:
+    """Fig. 6: test MAE of energies and forces, full vs Δ, per system (change in %)."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), constrained_layout=True)
+    _bars(axes[0], metrics, "e_mae", "energy MAE (kcal/mol)")
+    _bars(axes[1], metrics, "f_mae", "force MAE (kcal/mol/Å)")
+    axes[0].legend(frameon=False)
+    axes[0].set_title("energies", fontsize=9)
+    axes[1].set_title("forces", fontsize=9)
+    save_figure(fig, png, pdf)
+
+
+def plot_fragment_errors(fragments: pd.DataFrame, png: str, pdf: str) -> None:
+    """Fig. 7: force MAE on the atoms of each fragment, full vs Δ, per system."""
+    systems = list(dict.fromkeys(fragments["system"]))
+    fig, axes = plt.subplots(1, len(systems), figsize=(1.9 * len(systems) + 0.6, 2.6),
+                             constrained_layout=True, squeeze=False)
+    for ax, system in zip(axes[0], systems, strict=True):
+        sub = fragments[fragments["system"] == system]
+        frags = sorted(sub["fragment"].unique())
+        x = np.arange(len(frags))
+        for i, model in enumerate(("full", "delta")):
+            vals = sub[sub["model"] == model].set_index("fragment").reindex(frags)["f_mae"]
+            ax.bar(x + (i - 0.5) * 0.38, vals, 0.38, color=COLORS[model], label=LABELS[model])
+        natoms = sub.drop_duplicates("fragment").set_index("fragment").reindex(frags)["n_atoms"]
+        ax.set_xticks(x, [f"frag. {k}\n({n} atoms)" for k, n in zip(frags, natoms, strict=True)])
+        ax.set_title(system.replace("_", " "), fontsize=9)
+    axes[0][0].set_ylabel("force MAE (kcal/mol/Å)")
+    axes[0][0].legend(frameon=False, fontsize=7)
+    save_figure(fig, png, pdf)

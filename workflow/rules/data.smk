@@ -1,0 +1,105 @@
+# Reference data: MD sampling, chunked labelling (or ingestion), Δ datasets, splits.
+
+
+rule sample_trajectory:
+    output:
+        f"{RESULTS}/{{system}}/data/trajectory.npz",
+    log:
+        f"{RESULTS}/logs/{{system}}/sample_trajectory.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{system}}/sample_trajectory.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        runtime=120,
+    params:
+        config=params_for("seed", "reference", "sampling"),
+    script:
+        "../scripts/sample_trajectory.py"
+
+
+rule label_chunk:
+    input:
+        f"{RESULTS}/{{system}}/data/trajectory.npz",
+    output:
+        f"{RESULTS}/{{system}}/data/labels/chunk_{{chunk}}.npz",
+    log:
+        f"{RESULTS}/logs/{{system}}/label_chunk_{{chunk}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{system}}/label_chunk_{{chunk}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        runtime=120,
+    params:
+        config=params_for("reference"),
+        n_chunks=config["labelling"]["n_chunks"],
+    script:
+        "../scripts/label_chunk.py"
+
+
+rule merge_labels:
+    input:
+        label_chunks,
+    output:
+        f"{RESULTS}/{{system}}/data/labels.npz",
+    log:
+        f"{RESULTS}/logs/{{system}}/merge_labels.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{system}}/merge_labels.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/merge_labels.py"
+
+
+rule ingest_dataset:
+    output:
+        f"{RESULTS}/{{system}}/data/ingested_labels.npz",
+    log:
+        f"{RESULTS}/logs/{{system}}/ingest_dataset.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{system}}/ingest_dataset.tsv"
+    conda:
+        ENV
+    threads: 1
+    params:
+        config=params_for("reference"),
+    script:
+        "../scripts/ingest_dataset.py"
+
+
+rule delta_dataset:
+    input:
+        labels_input,
+    output:
+        f"{RESULTS}/{{system}}/datasets/{{dataset}}.npz",
+    log:
+        f"{RESULTS}/logs/{{system}}/delta_dataset_{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{system}}/delta_dataset_{{dataset}}.tsv"
+    conda:
+        ENV
+    params:
+        config=params_for("reference"),
+    script:
+        "../scripts/delta_dataset.py"
+
+
+rule split:
+    input:
+        f"{RESULTS}/{{system}}/datasets/full.npz",
+    output:
+        f"{RESULTS}/{{system}}/splits.npz",
+    log:
+        f"{RESULTS}/logs/{{system}}/split.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{system}}/split.tsv"
+    conda:
+        ENV
+    params:
+        config=params_for("seed", "sampling", "training"),
+    script:
+        "../scripts/split.py"

@@ -1,0 +1,61 @@
+# Test-set comparison of full and Δ models; tables, figures and summary over all systems.
+
+
+rule evaluate:
+    input:
+        unpack(model_files),
+        scores=score_files,
+        full_dataset=f"{RESULTS}/{{system}}/datasets/full.npz",
+        binding_dataset=f"{RESULTS}/{{system}}/datasets/binding.npz",
+        splits=f"{RESULTS}/{{system}}/splits.npz",
+    output:
+        metrics=f"{RESULTS}/{{system}}/evaluation/metrics.csv",
+        fragments=f"{RESULTS}/{{system}}/evaluation/fragment_force_mae.csv",
+        predictions=f"{RESULTS}/{{system}}/evaluation/test_predictions.npz",
+    log:
+        f"{RESULTS}/logs/{{system}}/evaluate.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{system}}/evaluate.tsv"
+    conda:
+        ENV
+    params:
+        config=params_for(),
+    script:
+        "../scripts/evaluate.py"
+
+
+rule summarise:
+    input:
+        metrics=expand(f"{RESULTS}/{{system}}/evaluation/metrics.csv", system=SYSTEMS),
+        fragments=expand(
+            f"{RESULTS}/{{system}}/evaluation/fragment_force_mae.csv", system=SYSTEMS
+        ),
+    output:
+        metrics=f"{RESULTS}/summary/metrics.csv",
+        comparison=f"{RESULTS}/summary/full_vs_delta.csv",
+        fragments=f"{RESULTS}/summary/fragment_force_mae.csv",
+        fig6_png=report(
+            f"{RESULTS}/summary/fig6_errors.png",
+            caption="../report/fig6_errors.rst",
+            category="Full vs Δ",
+        ),
+        fig6_pdf=f"{RESULTS}/summary/fig6_errors.pdf",
+        fig7_png=report(
+            f"{RESULTS}/summary/fig7_fragment_forces.png",
+            caption="../report/fig7_fragment_forces.rst",
+            category="Full vs Δ",
+        ),
+        fig7_pdf=f"{RESULTS}/summary/fig7_fragment_forces.pdf",
+        summary=report(
+            f"{RESULTS}/summary/summary.md",
+            caption="../report/summary.rst",
+            category="Full vs Δ",
+        ),
+    log:
+        f"{RESULTS}/logs/summarise.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summarise.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/summarise.py"

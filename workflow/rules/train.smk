@@ -1,0 +1,23 @@
+# One sGDML model per part: full complex, each multi-atom fragment, binding residual.
+
+
+rule train_model:
+    input:
+        dataset=f"{RESULTS}/{{system}}/datasets/{{part}}.npz",
+        splits=f"{RESULTS}/{{system}}/splits.npz",
+    output:
+        model=f"{RESULTS}/{{system}}/models/{{part}}.npz",
+        scores=f"{RESULTS}/{{system}}/models/{{part}}_sigma_scores.csv",
+    log:
+        f"{RESULTS}/logs/{{system}}/train_{{part}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{system}}/train_{{part}}.tsv"
+    conda:
+        ENV
+    threads: workflow.cores
+    resources:
+        runtime=240,
+    params:
+        config=params_for("sampling", "training"),
+    script:
+        "../scripts/train_model.py"
