@@ -52,8 +52,14 @@ def water_benzene_dataset(n_frames: int) -> Dataset:
     traj = sample_md(system, None, 300.0, 0.5, n_frames, 10, seed=0, equilibration_steps=200)
     labels = label_frames(system, traj["R"], None)
     print(f"generated {n_frames} GFN2-xTB frames in {time.perf_counter() - t0:.0f} s")
-    ds = Dataset(R=traj["R"], z=traj["z"], F=labels["F"], E=labels["E"],
-                 name="water_benzene", theory="GFN2-xTB")
+    ds = Dataset(
+        R=traj["R"],
+        z=traj["z"],
+        F=labels["F"],
+        E=labels["E"],
+        name="water_benzene",
+        theory="GFN2-xTB",
+    )
     save_dataset(ds, path)
     return ds
 
@@ -70,7 +76,8 @@ def main() -> None:
     ds = water_benzene_dataset(args.n_frames)
     split = train_valid_test_split(ds.E, args.n_train, 200, 500, seed=0)
     tr, va, te = (ds.subset(split[k]) for k in ("train", "valid", "test"))
-    print(f"water–benzene: N={ds.n_atoms}, M={args.n_train}, threads={os.environ.get('OMP_NUM_THREADS')}")
+    threads = os.environ.get("OMP_NUM_THREADS")
+    print(f"water–benzene: N={ds.n_atoms}, M={args.n_train}, threads={threads}")
 
     # Warm-up touches a matrix of the final size once: a fresh VM backs memory lazily.
     n = tr.F.size
@@ -87,20 +94,27 @@ def main() -> None:
     del spd
     train_one = t["assembly_s"] + t["solve_s"] + t["energy_constant_s"]
     print(f"permutations: {len(model.perms_)}; kernel matrix {n}×{n}")
-    print(f"assembly {t['assembly_s']:.2f} s (reference {REFERENCE['assembly_s']} s), "
-          f"solve {t['solve_s']:.2f} s, energy constant {t['energy_constant_s']:.3f} s")
-    print(f"train one σ: {train_one:.2f} s; bare Cholesky {chol:.2f} s; "
-          f"ratio {train_one / chol:.2f} (target ≤ 1.5)")
+    print(
+        f"assembly {t['assembly_s']:.2f} s (reference {REFERENCE['assembly_s']} s), "
+        f"solve {t['solve_s']:.2f} s, energy constant {t['energy_constant_s']:.3f} s"
+    )
+    print(
+        f"train one σ: {train_one:.2f} s; bare Cholesky {chol:.2f} s; "
+        f"ratio {train_one / chol:.2f} (target ≤ 1.5)"
+    )
 
     t0 = time.perf_counter()
-    best, scores = select_sigma(tr.R, ds.z, tr.F, tr.E, va.R, va.F, va.E,
-                                sigmas=[2, 5, 10, 20, 40, 80])
+    best, scores = select_sigma(
+        tr.R, ds.z, tr.F, tr.E, va.R, va.F, va.E, sigmas=[2, 5, 10, 20, 40, 80]
+    )
     E, F = best.predict(te.R)
     search = time.perf_counter() - t0
-    print(f"σ search with test: {search:.1f} s for {len(scores)} σ values "
-          f"(best σ={best.sigma:g}, test force MAE {np.abs(F - te.F).mean():.3f} kcal/mol/Å, "
-          f"energy MAE {np.abs(E - te.E).mean():.3f} kcal/mol); "
-          f"speed-up vs reference {REFERENCE['search_s'] / search:.1f}× (target ≥ 5)")
+    print(
+        f"σ search with test: {search:.1f} s for {len(scores)} σ values "
+        f"(best σ={best.sigma:g}, test force MAE {np.abs(F - te.F).mean():.3f} kcal/mol/Å, "
+        f"energy MAE {np.abs(E - te.E).mean():.3f} kcal/mol); "
+        f"speed-up vs reference {REFERENCE['search_s'] / search:.1f}× (target ≥ 5)"
+    )
 
     R = np.concatenate([te.R] * 6)
     t0 = time.perf_counter()
@@ -110,9 +124,11 @@ def main() -> None:
     for r in R[:1000]:
         best.predict(r)
     single = 1000 / (time.perf_counter() - t0)
-    print(f"batch prediction {batch:.0f} geometries/s (target ≥ 3000, reference "
-          f"{REFERENCE['batch_per_s']:.0f}); single-geometry {single:.0f} calls/s "
-          f"(target ≥ 1000, reference {REFERENCE['single_per_s']:.0f})")
+    print(
+        f"batch prediction {batch:.0f} geometries/s (target ≥ 3000, reference "
+        f"{REFERENCE['batch_per_s']:.0f}); single-geometry {single:.0f} calls/s "
+        f"(target ≥ 1000, reference {REFERENCE['single_per_s']:.0f})"
+    )
     print(f"peak memory {peak_rss_gb():.2f} GB (reference {REFERENCE['peak_gb']} GB)")
 
 

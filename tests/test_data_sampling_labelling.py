@@ -105,18 +105,21 @@ def test_set_single_thread_only_fills_unset(monkeypatch):
 # --- restraint and MD --------------------------------------------------------------------
 
 
-def test_com_restraint_energy_forces(methane):
+@pytest.mark.parametrize("fragments", [[range(5), range(5, 10)], [range(5), [5, 6, 7], [8, 9]]])
+def test_com_restraint_energy_forces(methane, fragments):
+    fragments = [np.array(f) for f in fragments]
     atoms = methane.atoms.copy()
-    r = com_distances(atoms.positions, atoms.get_masses(), methane.fragments)[0, 0]
-    inside = COMRestraint(methane.fragments, r0=r + 0.1, k=2.0)
+    r = com_distances(atoms.positions, atoms.get_masses(), fragments)[0]
+    inside = COMRestraint(fragments, r0=r.max() + 0.1, k=2.0)
     assert inside.get_potential_energy(atoms) == 0.0
     assert np.all(inside.get_forces(atoms) == 0.0)
-    calc = COMRestraint(methane.fragments, r0=r - 0.5, k=2.0)
-    assert calc.get_potential_energy(atoms) == pytest.approx(0.5 * 2.0 * 0.5**2)
+    r0 = r.min() - 0.5
+    calc = COMRestraint(fragments, r0=r0, k=2.0)
+    assert calc.get_potential_energy(atoms) == pytest.approx(np.sum((r - r0) ** 2))
     forces = calc.get_forces(atoms)
     np.testing.assert_allclose(forces.sum(axis=0), 0.0, atol=1e-12)
     h = 1e-5
-    for i, j in [(0, 0), (3, 2), (7, 1)]:
+    for i, j in [(0, 0), (3, 2), (6, 1), (9, 0)]:
         plus, minus = atoms.copy(), atoms.copy()
         plus.positions[i, j] += h
         minus.positions[i, j] -= h
@@ -154,6 +157,12 @@ def test_restraint_pulls_fragments_together(methane):
     assert np.all(np.abs(free["com_distance"] - start[0, 0]) < 0.2)
     assert tight["com_distance"][-1] < start[0, 0] - 0.5
     assert np.all(np.diff(tight["com_distance"]) < 0)
+
+
+def test_load_trajectory_rejects_incomplete_file(tmp_path):
+    np.savez(tmp_path / "t.npz", R=np.zeros((2, 3, 3)), z=[1, 1, 8], r_unit="Ang")
+    with pytest.raises(DatasetError, match=r"missing key\(s\) \['com_distance', 'time_fs'\]"):
+        load_trajectory(tmp_path / "t.npz")
 
 
 def test_md_rejects_bad_settings(methane):

@@ -1,7 +1,7 @@
 """Interoperability with the reference implementation, sGDML 1.0.3.
 
 sGDML needs numpy < 2.4 and torch, so it lives in its own virtual environment
-(``.ci/setup_sgdml_env.sh`` builds ``.venv-sgdml``; or set SGDML_PYTHON).
+(``tests/interop/setup_sgdml_env.sh`` builds ``.venv-sgdml``; or set SGDML_PYTHON).
 """
 
 import os
@@ -22,13 +22,16 @@ SGDML_PYTHON = os.environ.get("SGDML_PYTHON", str(ROOT / ".venv-sgdml" / "bin" /
 pytestmark = pytest.mark.skipif(
     not Path(SGDML_PYTHON).exists(),
     reason=f"sGDML reference environment not found at {SGDML_PYTHON}; "
-    "run .ci/setup_sgdml_env.sh or set SGDML_PYTHON",
+    "run tests/interop/setup_sgdml_env.sh or set SGDML_PYTHON",
 )
 
 
 def run_reference(*args: str) -> None:
     result = subprocess.run(
-        [SGDML_PYTHON, str(SCRIPT), *args], capture_output=True, text=True, timeout=600,
+        [SGDML_PYTHON, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -40,7 +43,9 @@ def test_our_model_predicts_identically_in_sgdml(methane, tmp_path):
     save_model(model, tmp_path / "m.npz")
     Rq, _, _ = methane.sample(25)
     np.save(tmp_path / "q.npy", Rq)
-    run_reference("predict", str(tmp_path / "m.npz"), str(tmp_path / "q.npy"), str(tmp_path / "o.npz"))
+    run_reference(
+        "predict", str(tmp_path / "m.npz"), str(tmp_path / "q.npy"), str(tmp_path / "o.npz")
+    )
     ref = np.load(tmp_path / "o.npz")
     E_ours, F_ours = model.predict(Rq)
     np.testing.assert_allclose(ref["E"], E_ours, rtol=1e-10, atol=1e-9)
@@ -49,12 +54,18 @@ def test_our_model_predicts_identically_in_sgdml(methane, tmp_path):
 
 def test_sgdml_model_loads_here_and_training_agrees(methane, tmp_path):
     R, E, F = methane.sample(120)
-    save_dataset(Dataset(R=R, z=methane.z, F=F, E=E, name="ch4", theory="morse"), tmp_path / "d.npz")
-    run_reference("train", str(tmp_path / "d.npz"), "40", "20", "2.0", "0", str(tmp_path / "ref.npz"))
+    save_dataset(
+        Dataset(R=R, z=methane.z, F=F, E=E, name="ch4", theory="morse"), tmp_path / "d.npz"
+    )
+    run_reference(
+        "train", str(tmp_path / "d.npz"), "40", "20", "2.0", "0", str(tmp_path / "ref.npz")
+    )
     ref_model = load_model(tmp_path / "ref.npz")
     Rq, _, _ = methane.sample(25)
     np.save(tmp_path / "q.npy", Rq)
-    run_reference("predict", str(tmp_path / "ref.npz"), str(tmp_path / "q.npy"), str(tmp_path / "o.npz"))
+    run_reference(
+        "predict", str(tmp_path / "ref.npz"), str(tmp_path / "q.npy"), str(tmp_path / "o.npz")
+    )
     ref = np.load(tmp_path / "o.npz")
     E_loaded, F_loaded = ref_model.predict(Rq)
     np.testing.assert_allclose(E_loaded, ref["E"], rtol=1e-10, atol=1e-9)

@@ -33,9 +33,25 @@ def test_save_load_round_trip_is_identical(model, methane, tmp_path):
     np.testing.assert_array_equal(E1, E2)
     np.testing.assert_array_equal(F1, F2)
     with np.load(path, allow_pickle=False) as f:
-        for key in ("type", "z", "sig", "lam", "perms", "tril_perms_lin", "R_desc",
-                    "R_d_desc_alpha", "alphas_F", "c", "std", "use_E", "idxs_train",
-                    "md5_train", "code_version", "r_unit", "e_unit"):
+        for key in (
+            "type",
+            "z",
+            "sig",
+            "lam",
+            "perms",
+            "tril_perms_lin",
+            "R_desc",
+            "R_d_desc_alpha",
+            "alphas_F",
+            "c",
+            "std",
+            "use_E",
+            "idxs_train",
+            "md5_train",
+            "code_version",
+            "r_unit",
+            "e_unit",
+        ):
             assert key in f.files, key
         assert f["R_desc"].shape == (model.X_train_.shape[1], 40)
         assert str(f["e_unit"]) == "kcal/mol"
@@ -106,9 +122,27 @@ def test_sigma_selection_stops_early_when_error_rises(methane):
 
 def test_cli_train_and_test(methane, tmp_path):
     R, E, F = methane.sample(120)
-    save_dataset(Dataset(R=R, z=methane.z, F=F, E=E, name="ch4", theory="morse"), tmp_path / "d.npz")
-    rc = main(["train", str(tmp_path / "d.npz"), "-o", str(tmp_path / "m.npz"), "--n-train", "40",
-               "--n-valid", "20", "--sigmas", "1", "2", "4", "--scores", str(tmp_path / "s.json")])
+    save_dataset(
+        Dataset(R=R, z=methane.z, F=F, E=E, name="ch4", theory="morse"), tmp_path / "d.npz"
+    )
+    rc = main(
+        [
+            "train",
+            str(tmp_path / "d.npz"),
+            "-o",
+            str(tmp_path / "m.npz"),
+            "--n-train",
+            "40",
+            "--n-valid",
+            "20",
+            "--sigmas",
+            "1",
+            "2",
+            "4",
+            "--scores",
+            str(tmp_path / "s.json"),
+        ]
+    )
     assert rc == 0
     assert len(json.loads((tmp_path / "s.json").read_text())) >= 2
     assert load_model(tmp_path / "m.npz").sigma in (1.0, 2.0, 4.0)

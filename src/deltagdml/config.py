@@ -65,7 +65,9 @@ def system_entry(config: dict, name: str) -> dict:
 
 def sampling_settings(config: dict, name: str) -> dict:
     """Global sampling settings overridden by the system's."""
-    return _merge(SAMPLING_DEFAULTS, config.get("sampling"), system_entry(config, name).get("sampling"))
+    return _merge(
+        SAMPLING_DEFAULTS, config.get("sampling"), system_entry(config, name).get("sampling")
+    )
 
 
 def training_settings(config: dict, name: str) -> dict:

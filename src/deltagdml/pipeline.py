@@ -39,7 +39,9 @@ def setup_logging(log_path: str | os.PathLike | None) -> None:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        handlers=handlers,
         force=True,
     )
 
@@ -55,21 +57,38 @@ def sample(config: dict, name: str, out_path: str, base_dir: str = ".") -> None:
     s = sampling_settings(config, name)
     t0 = time.perf_counter()
     traj = sample_md(
-        system, config.get("reference"), s["temperature_K"], s["timestep_fs"], s["n_frames"],
-        s["stride"], seed=int(config.get("seed", 0)), friction_per_fs=s["friction_per_fs"],
-        restraint=s.get("restraint"), progress=_progress,
+        system,
+        config.get("reference"),
+        s["temperature_K"],
+        s["timestep_fs"],
+        s["n_frames"],
+        s["stride"],
+        seed=int(config.get("seed", 0)),
+        friction_per_fs=s["friction_per_fs"],
+        restraint=s.get("restraint"),
+        progress=_progress,
         equilibration_steps=s["equilibration_steps"],
     )
     save_trajectory(traj, out_path)
     d = traj["com_distance"]
     log.info(
         "%s: %d frames in %.0f s; COM distance %.2f–%.2f Å (mean %.2f Å)",
-        name, len(d), time.perf_counter() - t0, d.min(), d.max(), d.mean(),
+        name,
+        len(d),
+        time.perf_counter() - t0,
+        d.min(),
+        d.max(),
+        d.mean(),
     )
 
 
 def label_chunk(
-    config: dict, name: str, traj_path: str, chunk: int, n_chunks: int, out_path: str,
+    config: dict,
+    name: str,
+    traj_path: str,
+    chunk: int,
+    n_chunks: int,
+    out_path: str,
     base_dir: str = ".",
 ) -> None:
     """Reference energies/forces of the complex and its fragments for one chunk of frames."""
@@ -95,9 +114,11 @@ def ingest(config: dict, name: str, out_path: str, base_dir: str = ".") -> None:
     system = load_system(config, name, base_dir)
     fragment_files = entry.get("fragment_labels")
     labels = ingest_dataset(
-        Path(base_dir) / entry["dataset"], system,
+        Path(base_dir) / entry["dataset"],
+        system,
         fragment_files=[Path(base_dir) / f for f in fragment_files] if fragment_files else None,
-        calc_spec=None if fragment_files else config.get("reference"), progress=_progress,
+        calc_spec=None if fragment_files else config.get("reference"),
+        progress=_progress,
     )
     save_labels(labels, out_path)
 
@@ -136,19 +157,40 @@ def _symmetries(setting: str, base_dir: str) -> str | np.ndarray:
 
 
 def train(
-    config: dict, name: str, part: str, dataset_path: str, splits_path: str, model_path: str,
-    scores_path: str, base_dir: str = ".",
+    config: dict,
+    name: str,
+    part: str,
+    dataset_path: str,
+    splits_path: str,
+    model_path: str,
+    scores_path: str,
+    base_dir: str = ".",
 ) -> None:
     """Train one sGDML model with σ chosen on the validation split."""
     ds = load_dataset(dataset_path)
     splits = load_splits(splits_path, ds.n_geometries)
     t = training_settings(config, name)
     tr, va = ds.subset(splits["train"]), ds.subset(splits["valid"])
-    log.info("%s/%s: %d atoms, %d training and %d validation geometries", name, part,
-             ds.n_atoms, tr.n_geometries, va.n_geometries)
+    log.info(
+        "%s/%s: %d atoms, %d training and %d validation geometries",
+        name,
+        part,
+        ds.n_atoms,
+        tr.n_geometries,
+        va.n_geometries,
+    )
     model, scores = select_sigma(
-        tr.R, ds.z, tr.F, tr.E, va.R, va.F, va.E, sigmas=t["sigmas"], lam=t["lam"],
-        perms=_symmetries(t["symmetries"], base_dir), patience=t["patience"],
+        tr.R,
+        ds.z,
+        tr.F,
+        tr.E,
+        va.R,
+        va.F,
+        va.E,
+        sigmas=t["sigmas"],
+        lam=t["lam"],
+        perms=_symmetries(t["symmetries"], base_dir),
+        patience=t["patience"],
         max_perms=t["max_perms"],
     )
     table = pd.DataFrame([s.as_dict() for s in scores])
@@ -159,18 +201,26 @@ def train(
     with atomic_path(scores_path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     save_model(
-        model, model_path, idxs_train=splits["train"], idxs_valid=splits["valid"],
-        md5_train=ds.md5(), md5_valid=ds.md5(), dataset_name=ds.name, dataset_theory=ds.theory,
+        model,
+        model_path,
+        idxs_train=splits["train"],
+        idxs_valid=splits["valid"],
+        md5_train=ds.md5(),
+        md5_valid=ds.md5(),
+        dataset_name=ds.name,
+        dataset_theory=ds.theory,
     )
 
 
-def load_delta_model(config: dict, name: str, model_paths: dict[str, str], binding_path: str,
-                     base_dir: str = ".") -> DeltaModel:
+def load_delta_model(
+    config: dict, name: str, model_paths: dict[str, str], binding_path: str, base_dir: str = "."
+) -> DeltaModel:
     """Assemble the composite from fragment and binding model files."""
     system = load_system(config, name, base_dir)
     with np.load(binding_path, allow_pickle=False) as f:
-        constants = dict(zip(f["constant_fragments"].tolist(), f["constant_energies"].tolist(),
-                             strict=True))
+        constants = dict(
+            zip(f["constant_fragments"].tolist(), f["constant_energies"].tolist(), strict=True)
+        )
     terms = []
     for k, idx in enumerate(system.fragments):
         if len(idx) == 1:
@@ -181,9 +231,17 @@ def load_delta_model(config: dict, name: str, model_paths: dict[str, str], bindi
 
 
 def evaluate(
-    config: dict, name: str, full_path: str, binding_path: str, splits_path: str,
-    model_paths: dict[str, str], metrics_path: str, fragments_path: str, predictions_path: str,
-    scores_paths: list[str], base_dir: str = ".",
+    config: dict,
+    name: str,
+    full_path: str,
+    binding_path: str,
+    splits_path: str,
+    model_paths: dict[str, str],
+    metrics_path: str,
+    fragments_path: str,
+    predictions_path: str,
+    scores_paths: list[str],
+    base_dir: str = ".",
 ) -> None:
     """Test-set errors of the full and Δ models (overall and per fragment)."""
     system = load_system(config, name, base_dir)
@@ -201,27 +259,47 @@ def evaluate(
         ("full", E_full, F_full, ["full"]),
         ("delta", E_delta, F_delta, [p for p in model_parts(system) if p != "full"]),
     ):
-        rows.append({
-            "system": name, "model": label, "n_atoms": ds.n_atoms,
-            "n_train": len(splits["train"]), "n_test": test.n_geometries,
-            **error_summary(E, F, test.E, test.F),
-            "sigma": ";".join(f"{p}={chosen.loc[p, 'sigma']:g}" for p in parts),
-            "n_perms": ";".join(f"{p}={int(chosen.loc[p, 'n_perms'])}" for p in parts),
-            "train_s": float(scores[scores["part"].isin(parts)]["train_s"].sum()),
-        })
+        rows.append(
+            {
+                "system": name,
+                "model": label,
+                "n_atoms": ds.n_atoms,
+                "n_train": len(splits["train"]),
+                "n_test": test.n_geometries,
+                **error_summary(E, F, test.E, test.F),
+                "sigma": ";".join(f"{p}={chosen.loc[p, 'sigma']:g}" for p in parts),
+                "n_perms": ";".join(f"{p}={int(chosen.loc[p, 'n_perms'])}" for p in parts),
+                "train_s": float(scores[scores["part"].isin(parts)]["train_s"].sum()),
+            }
+        )
     frag_rows = []
     for k, idx in enumerate(system.fragments):
         for label, F in (("full", F_full), ("delta", F_delta)):
-            frag_rows.append({
-                "system": name, "fragment": k, "n_atoms": len(idx), "model": label,
-                "f_mae": mae(F[:, idx], test.F[:, idx]),
-            })
+            frag_rows.append(
+                {
+                    "system": name,
+                    "fragment": k,
+                    "n_atoms": len(idx),
+                    "model": label,
+                    "f_mae": mae(F[:, idx], test.F[:, idx]),
+                }
+            )
     for path, table in ((metrics_path, rows), (fragments_path, frag_rows)):
         with atomic_path(path) as tmp:
             pd.DataFrame(table).to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(predictions_path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, idxs_test=splits["test"], E_ref=test.E, F_ref=test.F, E_full=E_full,
-                 F_full=F_full, E_delta=E_delta, F_delta=F_delta, e_unit="kcal/mol", r_unit="Ang")
+        np.savez(
+            fh,
+            idxs_test=splits["test"],
+            E_ref=test.E,
+            F_ref=test.F,
+            E_full=E_full,
+            F_full=F_full,
+            E_delta=E_delta,
+            F_delta=F_delta,
+            e_unit="kcal/mol",
+            r_unit="Ang",
+        )
 
 
 def summarise(metrics_paths: list[str], fragments_paths: list[str], out: dict[str, str]) -> None:
@@ -230,14 +308,16 @@ def summarise(metrics_paths: list[str], fragments_paths: list[str], out: dict[st
 
     metrics = pd.concat([pd.read_csv(p) for p in metrics_paths], ignore_index=True)
     fragments = pd.concat([pd.read_csv(p) for p in fragments_paths], ignore_index=True)
-    wide = metrics.pivot(index="system", columns="model",
-                         values=["e_mae", "e_rmse", "f_mae", "f_rmse"])
+    wide = metrics.pivot(
+        index="system", columns="model", values=["e_mae", "e_rmse", "f_mae", "f_rmse"]
+    )
     comparison = pd.DataFrame(index=wide.index)
     for q in ("e_mae", "e_rmse", "f_mae", "f_rmse"):
         comparison[f"{q}_full"] = wide[(q, "full")]
         comparison[f"{q}_delta"] = wide[(q, "delta")]
-        comparison[f"{q}_change_pct"] = 100.0 * (wide[(q, "delta")] - wide[(q, "full")]) / wide[
-            (q, "full")]
+        comparison[f"{q}_change_pct"] = (
+            100.0 * (wide[(q, "delta")] - wide[(q, "full")]) / wide[(q, "full")]
+        )
     comparison = comparison.reset_index()
     for key, table in (("metrics", metrics), ("comparison", comparison), ("fragments", fragments)):
         with atomic_path(out[key]) as tmp:
@@ -260,14 +340,21 @@ def summarise(metrics_paths: list[str], fragments_paths: list[str], out: dict[st
             f"{r['f_mae_change_pct']:+.1f} % | {r['e_mae_full']:.4f} | {r['e_mae_delta']:.4f} | "
             f"{r['e_mae_change_pct']:+.1f} % |"
         )
-    lines += ["", "Per-fragment force MAE (kcal/mol/Å):", "",
-              "| system | fragment | atoms | full | Δ |", "|---|---|---|---|---|"]
-    fw = fragments.pivot_table(index=["system", "fragment", "n_atoms"], columns="model",
-                               values="f_mae").reset_index()
+    lines += [
+        "",
+        "Per-fragment force MAE (kcal/mol/Å):",
+        "",
+        "| system | fragment | atoms | full | Δ |",
+        "|---|---|---|---|---|",
+    ]
+    fw = fragments.pivot_table(
+        index=["system", "fragment", "n_atoms"], columns="model", values="f_mae"
+    ).reset_index()
     for _, r in fw.iterrows():
-        lines.append(f"| {r['system']} | {r['fragment']} | {r['n_atoms']} | {r['full']:.4f} | "
-                     f"{r['delta']:.4f} |")
+        lines.append(
+            f"| {r['system']} | {r['fragment']} | {r['n_atoms']} | {r['full']:.4f} | "
+            f"{r['delta']:.4f} |"
+        )
     with atomic_path(out["summary"]) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     log.info("summary written: %s", json.dumps({k: str(v) for k, v in out.items()}))
-

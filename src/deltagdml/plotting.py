@@ -14,10 +14,15 @@ from .atomic_io import atomic_path  # noqa: E402
 COLORS = {"full": "#8c8c8c", "delta": "#1f77b4"}
 LABELS = {"full": "full sGDML", "delta": "Δ-sGDML"}
 
-plt.rcParams.update({
-    "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
-    "savefig.dpi": 200, "figure.dpi": 100,
-})
+plt.rcParams.update(
+    {
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "savefig.dpi": 200,
+        "figure.dpi": 100,
+    }
+)
 
 
 def save_figure(fig: plt.Figure, png: str, pdf: str) -> None:
@@ -38,8 +43,15 @@ def _bars(ax, table: pd.DataFrame, value: str, ylabel: str) -> None:
     full = table[table["model"] == "full"].set_index("system").reindex(systems)[value]
     delta = table[table["model"] == "delta"].set_index("system").reindex(systems)[value]
     for xi, f, d in zip(x, full, delta, strict=True):
-        ax.annotate(f"{100 * (d - f) / f:+.0f} %", (xi, max(f, d)), ha="center", va="bottom",
-                    fontsize=7, xytext=(0, 2), textcoords="offset points")
+        ax.annotate(
+            f"{100 * (d - f) / f:+.0f} %",
+            (xi, max(f, d)),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
     ax.set_xticks(x, [s.replace("_", " ") for s in systems], rotation=20, ha="right")
     ax.set_ylabel(ylabel)
 
@@ -58,8 +70,13 @@ def plot_error_comparison(metrics: pd.DataFrame, png: str, pdf: str) -> None:
 def plot_fragment_errors(fragments: pd.DataFrame, png: str, pdf: str) -> None:
     """Fig. 7: force MAE on the atoms of each fragment, full vs Δ, per system."""
     systems = list(dict.fromkeys(fragments["system"]))
-    fig, axes = plt.subplots(1, len(systems), figsize=(1.9 * len(systems) + 0.6, 2.6),
-                             constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(systems),
+        figsize=(1.9 * len(systems) + 0.6, 2.6),
+        constrained_layout=True,
+        squeeze=False,
+    )
     for ax, system in zip(axes[0], systems, strict=True):
         sub = fragments[fragments["system"] == system]
         frags = sorted(sub["fragment"].unique())

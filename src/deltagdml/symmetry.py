@@ -198,8 +198,9 @@ def graph_automorphisms(adjacency: np.ndarray, colors: np.ndarray, max_perms: in
         order *= len(orbit)
 
     if order > max_perms:
+        size = str(order) if order < 10**12 else f"about {float(order):.2e}"
         raise DatasetError(
-            f"the bond graph has {order} symmetry permutations, more than "
+            f"the bond graph has {size} symmetry permutations, more than "
             f"max_perms={max_perms}; {_SUGGESTION}"
         )
     return _closure(generators, n_atoms, None)

@@ -28,7 +28,7 @@ def predict(model_path: str, geoms_path: str, out_path: str) -> None:
 def train(dataset_path, n_train, n_valid, sigma, seed, out_path) -> None:
     from sgdml.train import GDMLTrain
 
-    np.random.seed(int(seed))
+    np.random.seed(int(seed))  # noqa: NPY002 - sGDML draws from the global RNG
     dataset = dict(np.load(dataset_path, allow_pickle=True))
     trainer = GDMLTrain(max_processes=1, use_torch=False)
     task = trainer.create_task(

@@ -42,3 +42,12 @@ def score_files(wildcards):
         f"{RESULTS}/{wildcards.system}/models/{part}_sigma_scores.csv"
         for part in model_parts(SYSTEMS[wildcards.system])
     ]
+
+
+def all_datasets():
+    """Every Δ dataset of every system: W, W_k, W0 (nonint) and Wb (binding)."""
+    return [
+        f"{RESULTS}/{system}/datasets/{part}.npz"
+        for system, sys_ in SYSTEMS.items()
+        for part in [*model_parts(sys_), "nonint"]
+    ]

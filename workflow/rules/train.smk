@@ -14,7 +14,7 @@ rule train_model:
         f"{RESULTS}/benchmarks/{{system}}/train_{{part}}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: config["training_threads"]
     resources:
         runtime=240,
     params:

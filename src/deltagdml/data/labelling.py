@@ -81,9 +81,9 @@ def _label(
     labels = geometry_labels(system, R, frame_indices)
     R, idx = labels["R"], labels["frame_index"]
     report = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    # (output prefix, atom indices, charge, multiplicity, description)
-    parts = [("", np.arange(system.n_atoms), system.charge, system.multiplicity, "complex")]
-    parts = parts if with_complex else []
+    parts = []  # (key suffix, atom indices, charge, multiplicity, description)
+    if with_complex:
+        parts.append(("", np.arange(system.n_atoms), system.charge, system.multiplicity, "complex"))
     for k, frag in enumerate(system.fragments):
         q, m = system.fragment_charges[k], system.fragment_multiplicities[k]
         if len(frag) > 1:
@@ -153,6 +153,8 @@ def validate_labels(labels: dict, system: System | None = None, source: str = "l
     n = int(labels["n_fragments"])
     if R.ndim != 3 or R.shape[1:] != (len(z), 3) or not np.issubdtype(R.dtype, np.floating):
         raise DatasetError(f"{source}: R has shape {R.shape} {R.dtype}, z has {len(z)} atoms")
+    if z.ndim != 1 or not np.issubdtype(z.dtype, np.integer):
+        raise DatasetError(f"{source}: z must be a 1-D integer array, got {z.dtype} {z.shape}")
     m = len(R)
     frags = []
     for k in range(n):

@@ -115,7 +115,7 @@ def sample_md(
     of a fragment k > 0 to fragment 0) and time_fs (n_frames,). Deterministic for a seed.
     """
     for key, value in (("n_frames", n_frames), ("stride", stride)):
-        if int(value) != value or value < 1:
+        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"MD sampling: '{key}' must be a positive integer, got {value!r}")
     if temperature_K <= 0 or timestep_fs <= 0 or friction_per_fs < 0 or equilibration_steps < 0:
         raise ConfigError(

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build .venv-sgdml: the reference sGDML 1.0.3 (needs numpy<2.4 and torch) for interop tests.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 if [ -x .venv-sgdml/bin/python ] && .venv-sgdml/bin/python -c "import sgdml.predict" 2>/dev/null; then
   exit 0
 fi

@@ -1,0 +1,120 @@
+"""End-to-end run of the Snakemake workflow on a tiny config, checking what it produced."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from deltagdml.dataset import load_dataset
+from deltagdml.model_io import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=1200
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("workflow")
+    config = yaml.safe_load((ROOT / "workflow" / "configs" / "tiny.yaml").read_text())
+    config["results"] = "results"
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake(
+        "--cores", "2", "--configfile", "config.yaml", "--directory", str(work), cwd=work
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    return work / "results", config, run
+
+
+def test_metrics_table_content(tiny_run):
+    results, config, _ = tiny_run
+    metrics = pd.read_csv(results / "summary" / "metrics.csv")
+    assert set(metrics["system"]) == set(config["systems"])
+    assert set(metrics["model"]) == {"full", "delta"}
+    for col in ("e_mae", "e_rmse", "f_mae", "f_rmse"):
+        assert np.isfinite(metrics[col]).all() and (metrics[col] > 0).all()
+    assert (metrics["f_rmse"] >= metrics["f_mae"]).all()
+    assert (metrics["n_train"] == config["training"]["n_train"]).all()
+    assert (metrics["n_test"] == config["training"]["n_test"]).all()
+    comparison = pd.read_csv(results / "summary" / "full_vs_delta.csv").set_index("system")
+    # On water–benzene the Δ model is clearly better (the paper's central claim).
+    assert comparison.loc["water_benzene", "f_mae_change_pct"] < -20
+
+
+def test_metrics_match_stored_predictions_and_models(tiny_run):
+    results, _, _ = tiny_run
+    pred = np.load(results / "water_benzene" / "evaluation" / "test_predictions.npz")
+    metrics = pd.read_csv(results / "water_benzene" / "evaluation" / "metrics.csv")
+    full_row = metrics[metrics["model"] == "full"].iloc[0]
+    assert full_row["f_mae"] == pytest.approx(
+        np.abs(pred["F_full"] - pred["F_ref"]).mean(), rel=1e-5
+    )
+    # the stored full model reproduces the stored predictions
+    ds = load_dataset(results / "water_benzene" / "datasets" / "full.npz")
+    model = load_model(results / "water_benzene" / "models" / "full.npz")
+    E, F = model.predict(ds.R[pred["idxs_test"][:5]])
+    np.testing.assert_allclose(F, pred["F_full"][:5], rtol=1e-8, atol=1e-8)
+
+
+def test_delta_datasets_decompose_exactly(tiny_run):
+    results, _, _ = tiny_run
+    d = results / "water_benzene" / "datasets"
+    full, nonint, binding = (load_dataset(d / f"{k}.npz") for k in ("full", "nonint", "binding"))
+    np.testing.assert_allclose(nonint.F + binding.F, full.F, atol=1e-10)
+    np.testing.assert_allclose(nonint.E + binding.E, full.E, atol=1e-8)
+    benzene, water = load_dataset(d / "fragment_0.npz"), load_dataset(d / "fragment_1.npz")
+    np.testing.assert_allclose(nonint.F[:, :12], benzene.F)
+    np.testing.assert_allclose(nonint.E, benzene.E + water.E)
+    # Na+ is a constant: no fragment model, zero isolated force
+    assert not (results / "na_benzene" / "models" / "fragment_1.npz").exists()
+    na = load_dataset(results / "na_benzene" / "datasets" / "nonint.npz")
+    assert np.abs(na.F[:, 12]).max() == 0.0
+
+
+def test_figures_logs_and_benchmarks_exist(tiny_run):
+    results, _, _ = tiny_run
+    for name in ("fig6_errors", "fig7_fragment_forces"):
+        for ext in ("png", "pdf"):
+            assert (results / "summary" / f"{name}.{ext}").stat().st_size > 5000
+    assert "| water_benzene |" in (results / "summary" / "summary.md").read_text()
+    assert list((results / "logs").rglob("train_full.log"))
+    assert list((results / "benchmarks").rglob("train_full.tsv"))
+
+
+def test_rerun_is_a_no_op_and_report_builds(tiny_run):
+    results, _, _ = tiny_run
+    work = results.parent
+    dry = snakemake("-n", "--cores", "2", "--configfile", "config.yaml", cwd=work)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
+    rep = snakemake("--configfile", "config.yaml", "--report", "report.html", cwd=work)
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    assert (work / "report.html").stat().st_size > 100_000
+
+
+def test_lint_is_clean():
+    lint = subprocess.run([*SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True)
+    assert "Congratulations" in lint.stdout + lint.stderr, lint.stdout[-3000:]
+
+
+def test_schema_violation_is_reported_before_any_job(tmp_path):
+    config = yaml.safe_load((ROOT / "workflow" / "configs" / "tiny.yaml").read_text())
+    config["training"]["n_train"] = -5
+    config["unknown_key"] = 1
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake("-n", "--cores", "1", "--configfile", "config.yaml", cwd=tmp_path)
+    assert run.returncode != 0
+    assert "'unknown_key' was unexpected" in run.stdout + run.stderr
+    assert not (tmp_path / "results_tiny").exists()
+    shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
