@@ -13,8 +13,12 @@ BLAS calls; ``assemble_kernel_reference`` is the plain loop it is tested against
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .parallel import available_threads
 
 SQRT5 = np.sqrt(5.0)
 
@@ -38,6 +42,7 @@ def assemble_kernel(
     upper_only: bool = True,
     out: np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
+    n_workers: int | None = None,
 ) -> np.ndarray:
     """Force–force kernel matrix (3N·M, 3N·M) for descriptors X (M, D), Jacobians J (M, D, 3N).
 
@@ -45,6 +50,8 @@ def assemble_kernel(
     each write is a run of contiguous rows. With ``upper_only`` only i ≥ j is computed:
     the C-ordered upper triangle holds K (i.e. the Fortran-ordered ``K.T`` holds the
     lower triangle LAPACK needs) and the strict lower triangle is left undefined.
+    Columns are filled by ``n_workers`` threads (default: the cores available), each
+    running single-threaded BLAS: the products here are too small for threaded BLAS.
     """
     M, D, n3 = J.shape
     P = tril_perms.shape[0]
@@ -52,8 +59,10 @@ def assemble_kernel(
     J_flat_by_atom = np.ascontiguousarray(J.transpose(1, 0, 2)).reshape(D, M * n3)
     Jt = np.ascontiguousarray(J.transpose(0, 2, 1))  # (M, 3N, D)
     JX = np.einsum("md,mdl->ml", X, J)  # J_iᵀ x_i
-    rows_per_chunk = _block_budget(8 * (D * n3 + P * (D + 2 * n3)))
-    for j in range(M):
+    X_sq = np.einsum("md,md->m", X, X)
+    rows_per_chunk = _block_budget(8 * (D * n3 + 2 * P * n3))
+
+    def fill_column(j: int) -> None:
         Xp = X[j][tril_perms]  # (P, D)
         Jp = J[j][tril_perms]  # (P, D, 3N)
         Jp_flat = Jp.reshape(P, D * n3)
@@ -64,13 +73,13 @@ def assemble_kernel(
             i1 = min(M, i0 + rows_per_chunk)
             Xi = X[i0:i1]
             n_i = i1 - i0
-            diff = Xi[:, None, :] - Xp[None, :, :]  # (n_i, P, D)
-            r = np.sqrt(np.einsum("ipd,ipd->ip", diff, diff))
-            c1, c2 = matern_coefficients(r, sigma)
+            # |x_i - P_p x_j|² by the Gram trick; the kernel is smooth at r = 0.
+            r2 = X_sq[i0:i1, None] + X_sq[j] - 2.0 * (Xi @ Xp.T)
+            c1, c2 = matern_coefficients(np.sqrt(np.maximum(r2, 0.0)), sigma)
             # Identity part: J_iᵀ (Σ_p c1 P_p J_j).
             B = (c1 @ Jp_flat).reshape(n_i, D, n3)
             block = np.matmul(Jt[i0:i1], B)
-            # Rank-one part: Σ_p c2 (J_iᵀ d)(P_p J_j)ᵀ d)ᵀ, with d = x_i - P_p x_j.
+            # Rank-one part: Σ_p c2 (J_iᵀ d)((P_p J_j)ᵀ d)ᵀ, with d = x_i - P_p x_j.
             a = (Xp @ J_flat_by_atom[:, i0 * n3 : i1 * n3]).reshape(P, n_i, n3)
             a = JX[i0:i1, None, :] - a.transpose(1, 0, 2)
             b = (Xi @ Jp_cols).reshape(n_i, P, n3) - Jp_Xp[None]
@@ -78,8 +87,14 @@ def assemble_kernel(
             K[j * n3 : (j + 1) * n3, i0 * n3 : i1 * n3] = block.transpose(2, 0, 1).reshape(
                 n3, n_i * n3
             )
-        if progress is not None:
-            progress(j + 1, M)
+
+    # Columns are independent and write disjoint rows of K; numpy releases the GIL in
+    # its kernels, so threads keep every core busy on the many small matrix products.
+    workers = n_workers or available_threads()
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        for done, _ in enumerate(pool.map(fill_column, range(M)), start=1):
+            if progress is not None:
+                progress(done, M)
     return K
 
 

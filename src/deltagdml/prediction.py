@@ -28,7 +28,7 @@ class KernelExpansion:
         sigma: float,
         std: float,
         c: float,
-        max_chunk_elements: int = 2_000_000,
+        max_chunk_elements: int = 250_000,
     ) -> None:
         self.sigma = float(sigma)
         self.std = float(std)
