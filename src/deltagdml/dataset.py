@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 from . import __version__
 from .atomic_io import save_npz_atomic
 from .errors import DatasetError
+from .npz_io import as_str, read_npz
 from .units import ENERGY_UNITS_IN_KCAL_MOL, LENGTH_UNITS_IN_ANG
 
 R_UNIT = "Ang"
@@ -117,56 +117,21 @@ def dataset_md5(R: np.ndarray, z: np.ndarray, F: np.ndarray, E: np.ndarray | Non
     return h.hexdigest()
 
 
-def _read_str(data: np.lib.npyio.NpzFile, key: str, path: str, default: str | None = None) -> str:
-    if key not in data.files:
-        if default is None:
-            raise DatasetError(f"{path}: missing key '{key}'")
-        return default
-    try:
-        value = data[key]
-    except ValueError as exc:  # object array: would need pickle
-        raise DatasetError(
-            f"{path}: key '{key}' is a pickled object array; refusing to unpickle it"
-        ) from exc
-    return str(value.item() if value.ndim == 0 else value.ravel()[0])
-
-
-def _read_array(data: np.lib.npyio.NpzFile, key: str, path: str) -> np.ndarray:
-    try:
-        arr = data[key]
-    except ValueError as exc:
-        raise DatasetError(
-            f"{path}: key '{key}' is a pickled object array; refusing to unpickle it"
-        ) from exc
-    if not np.issubdtype(arr.dtype, np.number):
-        raise DatasetError(f"{path}: key '{key}' must be numeric, got dtype {arr.dtype}")
-    return arr
-
-
 def load_dataset(path: str | os.PathLike) -> Dataset:
     """Read and validate an sGDML dataset ``.npz``; convert to Å and kcal/mol."""
     path = str(path)
-    if not Path(path).is_file():
-        raise DatasetError(f"{path}: dataset file not found")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DatasetError(f"{path}: not a readable .npz file ({exc})") from exc
-    with data:
-        missing = [k for k in ("R", "z", "F") if k not in data.files]
-        if missing:
-            raise DatasetError(f"{path}: missing key(s) {missing}; found {sorted(data.files)}")
-        R = _read_array(data, "R", path).astype(float)
-        z = _read_array(data, "z", path)
-        F = _read_array(data, "F", path).astype(float)
-        E = _read_array(data, "E", path).astype(float) if "E" in data.files else None
-        if not np.issubdtype(z.dtype, np.integer):
-            if not np.all(np.equal(np.mod(z, 1), 0)):
-                raise DatasetError(f"{path}: 'z' must hold integer atomic numbers")
-        r_unit = _read_str(data, "r_unit", path, default=R_UNIT)
-        e_unit = _read_str(data, "e_unit", path, default=E_UNIT)
-        name = _read_str(data, "name", path, default=Path(path).stem)
-        theory = _read_str(data, "theory", path, default="unknown")
+    data = read_npz(
+        path, ("R", "z", "F"), "dataset", optional=("E", "r_unit", "e_unit", "name", "theory")
+    )
+    for key in ("R", "z", "F", "E"):
+        if key in data and not np.issubdtype(data[key].dtype, np.number):
+            raise DatasetError(f"{path}: key '{key}' must be numeric, got dtype {data[key].dtype}")
+    R, F, z = data["R"].astype(float), data["F"].astype(float), data["z"]
+    E = data["E"].astype(float) if "E" in data else None
+    if not np.issubdtype(z.dtype, np.integer) and not np.all(np.mod(z, 1) == 0):
+        raise DatasetError(f"{path}: 'z' must hold integer atomic numbers")
+    r_unit = as_str(data["r_unit"]) if "r_unit" in data else R_UNIT
+    e_unit = as_str(data["e_unit"]) if "e_unit" in data else E_UNIT
     if r_unit not in LENGTH_UNITS_IN_ANG:
         raise DatasetError(
             f"{path}: unknown length unit r_unit={r_unit!r}; known: {sorted(LENGTH_UNITS_IN_ANG)}"
@@ -189,8 +154,8 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
             z=z.astype(int),
             F=F * (E_scale / R_scale),
             E=None if E is None else E * E_scale,
-            name=name,
-            theory=theory,
+            name=as_str(data["name"]) if "name" in data else Path(path).stem,
+            theory=as_str(data["theory"]) if "theory" in data else "unknown",
         )
     except DatasetError as exc:
         raise DatasetError(f"{path}: {exc}") from None

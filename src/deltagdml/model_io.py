@@ -8,8 +8,6 @@ sGDML stores weights with the opposite sign convention (it solves for −α), so
 from __future__ import annotations
 
 import os
-import zipfile
-from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +15,7 @@ from . import __version__
 from .atomic_io import save_npz_atomic
 from .errors import ModelError
 from .model import GDMLModel
+from .npz_io import read_npz
 from .prediction import KernelExpansion
 from .symmetry import tril_perms_lin as make_tril_perms_lin
 
@@ -70,21 +69,9 @@ def save_model(
 def load_model(path: str | os.PathLike) -> GDMLModel:
     """Load a model written here or by sGDML (pickled entries are never read)."""
     path = str(path)
-    if not Path(path).is_file():
-        raise ModelError(f"{path}: model file not found")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"{path}: not a readable .npz model file ({exc})") from exc
-    with data:
-        missing = [k for k in REQUIRED_KEYS if k not in data.files]
-        if missing:
-            raise ModelError(f"{path}: missing key(s) {missing}: not an sGDML model file")
-        try:
-            optional = ("std", "lam", "use_E", "alphas_F")
-            arr = {k: data[k] for k in (*REQUIRED_KEYS, *optional) if k in data.files}
-        except ValueError as exc:
-            raise ModelError(f"{path}: contains pickled object arrays; refusing to load") from exc
+    arr = read_npz(
+        path, REQUIRED_KEYS, "model", optional=("std", "lam", "use_E", "alphas_F"), error=ModelError
+    )
     if str(arr["type"]) not in ("m", "b'm'"):
         raise ModelError(f"{path}: file type is {str(arr['type'])!r}, not a model ('m')")
     z = arr["z"].astype(int)

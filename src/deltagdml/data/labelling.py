@@ -19,9 +19,9 @@ from ase.calculators.calculator import BaseCalculator
 
 from ..atomic_io import save_npz_atomic
 from ..errors import ConfigError, DatasetError
+from ..npz_io import read_npz
 from ..units import KCAL_MOL_PER_EV
 from .calculators import make_calculator
-from .md_sampling import read_npz
 from .systems import System
 
 Progress = Callable[[str], None]

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-import zipfile
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
@@ -24,6 +22,7 @@ from ase.md.velocitydistribution import Stationary, ZeroRotation
 
 from ..atomic_io import save_npz_atomic
 from ..errors import ConfigError, DatasetError
+from ..npz_io import read_npz
 from ..units import LENGTH_UNITS_IN_ANG
 from .calculators import make_calculator
 from .systems import System
@@ -177,30 +176,6 @@ def save_trajectory(traj: dict[str, np.ndarray], path: str | os.PathLike) -> Non
         time_fs=np.asarray(traj["time_fs"], dtype=float),
         r_unit=np.array("Ang"),
     )
-
-
-def read_npz(path: str | os.PathLike, required: set[str], what: str) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` file, refusing pickled object arrays and missing keys."""
-    path = str(path)
-    if not Path(path).is_file():
-        raise DatasetError(f"{path}: {what} file not found")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DatasetError(f"{path}: not a readable {what} .npz file ({exc})") from exc
-    with data:
-        missing = required - set(data.files)
-        if missing:
-            raise DatasetError(f"{path}: missing key(s) {sorted(missing)} in {what} file")
-        out = {}
-        for key in data.files:
-            try:
-                out[key] = data[key]
-            except ValueError as exc:
-                raise DatasetError(
-                    f"{path}: key '{key}' is a pickled object array; refusing to unpickle it"
-                ) from exc
-    return out
 
 
 def load_trajectory(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -13,8 +13,8 @@ import numpy as np
 
 from ..atomic_io import save_npz_atomic
 from ..errors import ConfigError, DatasetError
+from ..npz_io import read_npz
 from ..sampling import train_valid_test_split
-from .md_sampling import read_npz
 
 PARTS = ("train", "valid", "test")
 
