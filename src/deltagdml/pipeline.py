@@ -274,11 +274,15 @@ def evaluate(
         )
     frag_rows = []
     for k, idx in enumerate(system.fragments):
+        charge = system.fragment_charges[k]
+        formula = system.atoms[idx].get_chemical_formula(mode="hill")
+        formula += {0: "", 1: "⁺", -1: "⁻"}.get(charge, f"({charge:+d})")
         for label, F in (("full", F_full), ("delta", F_delta)):
             frag_rows.append(
                 {
                     "system": name,
                     "fragment": k,
+                    "formula": formula,
                     "n_atoms": len(idx),
                     "model": label,
                     "f_mae": mae(F[:, idx], test.F[:, idx]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -23,6 +25,11 @@ plt.rcParams.update(
         "figure.dpi": 100,
     }
 )
+
+
+def subscript_digits(formula: str) -> str:
+    """Chemical formula with mathtext subscripts (C6H6 → C$_6$H$_6$)."""
+    return re.sub(r"(\d+)", r"$_{\1}$", formula)
 
 
 def save_figure(fig: plt.Figure, png: str, pdf: str) -> None:
@@ -84,9 +91,10 @@ def plot_fragment_errors(fragments: pd.DataFrame, png: str, pdf: str) -> None:
         for i, model in enumerate(("full", "delta")):
             vals = sub[sub["model"] == model].set_index("fragment").reindex(frags)["f_mae"]
             ax.bar(x + (i - 0.5) * 0.38, vals, 0.38, color=COLORS[model], label=LABELS[model])
-        natoms = sub.drop_duplicates("fragment").set_index("fragment").reindex(frags)["n_atoms"]
-        ax.set_xticks(x, [f"frag. {k}\n({n} atoms)" for k, n in zip(frags, natoms, strict=True)])
+        names = sub.drop_duplicates("fragment").set_index("fragment").reindex(frags)["formula"]
+        ax.set_xticks(x, [f"{k}: {subscript_digits(n)}" for k, n in zip(frags, names, strict=True)])
         ax.set_title(system.replace("_", " "), fontsize=9)
     axes[0][0].set_ylabel("force MAE (kcal/mol/Å)")
-    axes[0][0].legend(frameon=False, fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=2, frameon=False)
     save_figure(fig, png, pdf)
