@@ -9,11 +9,15 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+#: Timestamp of every zip entry, for reproducible ``.npz`` files (zip's epoch).
+_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 @contextlib.contextmanager
@@ -41,14 +45,21 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
 
 def save_npz_atomic(path: str | os.PathLike, **arrays: Any) -> None:
-    """Write an uncompressed ``.npz`` atomically; object arrays are refused."""
+    """Write an uncompressed ``.npz`` atomically and byte-for-byte reproducibly.
+
+    Unlike ``np.savez`` the zip entries carry a fixed timestamp, so the same arrays
+    always give the same file. Object arrays are refused: they would need pickle.
+    """
     for key, value in arrays.items():
         if np.asarray(value).dtype == object:
             raise TypeError(
                 f"refusing to write object array {key!r} to {path}: it would need pickle"
             )
-    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+    with atomic_path(path, suffix=".npz") as tmp, zipfile.ZipFile(tmp, "w") as zf:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_ZIP_TIME)
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

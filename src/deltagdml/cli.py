@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic_io import save_npz_atomic
 from .dataset import Dataset, load_dataset
 from .errors import DeltaGDMLError
 from .metrics import error_summary
@@ -85,6 +86,7 @@ def _test_indices(ds: Dataset, args: argparse.Namespace) -> np.ndarray:
 def cmd_test(args: argparse.Namespace) -> None:
     model = load_model(args.model)
     ds = load_dataset(args.dataset)
+    model.check_atoms(ds.z, args.dataset)
     test = ds.subset(_test_indices(ds, args))
     E, F = model.predict(test.R)
     err = error_summary(E, F, test.E, test.F)
@@ -94,13 +96,16 @@ def cmd_test(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     model = load_model(args.model)
     if args.geometries.endswith(".npz"):
-        R = load_dataset(args.geometries).R
+        ds = load_dataset(args.geometries)
+        z, R = ds.z, ds.R
     else:
         import ase.io
 
-        R = np.array([a.positions for a in ase.io.read(args.geometries, index=":")])
+        frames = ase.io.read(args.geometries, index=":")
+        z, R = frames[0].numbers, np.array([a.positions for a in frames])
+    model.check_atoms(z, args.geometries)
     E, F = model.predict(R)
-    np.savez(args.output, E=E, F=F, e_unit="kcal/mol", r_unit="Ang")
+    save_npz_atomic(args.output, E=E, F=F, e_unit=np.array("kcal/mol"), r_unit=np.array("Ang"))
     log.info("predicted %d geometries → %s (kcal/mol, kcal/mol/Å)", len(E), args.output)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ModelError
-from .model import GDMLModel
+from .model import GDMLModel, check_same_atoms
 
 
 @dataclass
@@ -55,6 +55,10 @@ class DeltaModel:
     @property
     def n_atoms(self) -> int:
         return int(self.z_.size)
+
+    def check_atoms(self, z: np.ndarray, source: str) -> None:
+        """Raise :class:`ModelError` unless ``z`` are the atoms of the complex."""
+        check_same_atoms(self.z_, z, source)
 
     def predict_parts(self, R: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Energy and force of each term: 'fragment_k' (forces on its atoms), 'binding'."""

@@ -32,6 +32,9 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "symmetries": "auto",
     "max_perms": 2048,
     "patience": 2,
+    "solver": "auto",
+    "max_memory_gb": 16,
+    "solver_tol": 1e-4,
 }
 SYSTEM_KEYS = ("structure", "fragments", "charges", "multiplicities", "charge", "multiplicity")
 
@@ -118,6 +121,14 @@ def check_config(config: dict, base_dir: str | Path = ".") -> dict[str, System]:
     systems = {}
     for name in config.get("systems") or {}:
         systems[name] = load_system(config, name, base_dir)
+        entry = system_entry(config, name)
+        for key, paths in (
+            ("dataset", [entry.get("dataset")]),
+            ("fragment_labels", entry.get("fragment_labels") or []),
+        ):
+            for path in paths:
+                if path is not None and not (Path(base_dir) / path).is_file():
+                    raise ConfigError(f"system '{name}'.{key}: file '{path}' not found")
         sampling_settings(config, name)
         training_settings(config, name)
     return systems

@@ -13,12 +13,22 @@ import numpy as np
 
 from .descriptor import dense_jacobian, descriptor, descriptor_and_jacobian
 from .errors import DatasetError, ModelError
+from .iterative import IterativeOptions, solve_iterative
 from .kernel import assemble_kernel
 from .prediction import KernelExpansion
-from .solvers import solve_cholesky
+from .solvers import choose_solver, max_inducing, solve_cholesky
 from .symmetry import descriptor_permutation, find_permutations, validate_permutations
 
 log = logging.getLogger(__name__)
+
+
+def check_same_atoms(z_model: np.ndarray, z: np.ndarray, source: str) -> None:
+    """Raise :class:`ModelError` if ``source`` holds other atoms than the model."""
+    z = np.asarray(z)
+    if z.shape != z_model.shape or not np.array_equal(z, z_model):
+        raise ModelError(
+            f"model was trained for atoms {z_model.tolist()} but {source} has {z.tolist()}"
+        )
 
 
 class _ProgressLog:
@@ -88,6 +98,10 @@ class GDMLModel:
     lam : regularisation λ added to the kernel diagonal.
     perms : "auto" (bond-graph automorphisms), "none", or an explicit (P, N) array.
     max_perms : largest permutation group accepted by "auto".
+    solver : "analytic" (dense Cholesky), "iterative" (low-memory CG, see
+        :mod:`deltagdml.iterative`) or "auto": analytic if it fits in ``max_memory_gb``.
+    max_memory_gb : memory training may use; also bounds the iterative preconditioner.
+    iterative : settings of the iterative solver.
     """
 
     def __init__(
@@ -96,6 +110,9 @@ class GDMLModel:
         lam: float = 1e-10,
         perms: str | np.ndarray = "auto",
         max_perms: int = 2048,
+        solver: str = "auto",
+        max_memory_gb: float = 16.0,
+        iterative: IterativeOptions | None = None,
     ) -> None:
         if not np.isfinite(sigma) or sigma <= 0:
             raise ModelError(f"sigma must be a positive number, got {sigma}")
@@ -105,6 +122,9 @@ class GDMLModel:
         self.lam = float(lam)
         self.perms = perms
         self.max_perms = max_perms
+        self.solver = solver
+        self.max_memory_gb = float(max_memory_gb)
+        self.iterative = iterative or IterativeOptions()
         self.timings: dict[str, float] = {}
 
     # -- training -----------------------------------------------------------------
@@ -140,25 +160,37 @@ class GDMLModel:
             raise DatasetError("all training forces are zero: nothing to learn")
         y = F.reshape(-1) / std
         n = y.size
-        if kernel_buffer is not None and kernel_buffer.size >= n * n:
-            K = kernel_buffer.reshape(-1)[: n * n].reshape(n, n)
-        else:
-            K = np.empty((n, n))
-        t1 = time.perf_counter()
-
-        def assemble_upper() -> np.ndarray:
-            # Blocks (i ≥ j) written transposed: the C-ordered upper triangle holds K.
-            report = progress or _ProgressLog(f"kernel assembly (σ={self.sigma:g})")
-            return assemble_kernel(X, J, tril_perms, self.sigma, out=K, progress=report)
-
-        def assemble_full() -> np.ndarray:
-            return assemble_kernel(X, J, tril_perms, self.sigma, upper_only=False)
-
-        assemble_upper()
-        t2 = time.perf_counter()
-        alpha = solve_cholesky(K, y, self.lam, reassemble=assemble_full)
-        t3 = time.perf_counter()
         M, N = R.shape[:2]
+        self.solver_ = choose_solver(self.solver, M, N, len(perms), self.max_memory_gb)
+        self.solver_info_: dict[str, float] = {}
+        if self.solver_ == "iterative":
+            t1 = time.perf_counter()
+            m = self.iterative.n_inducing or max_inducing(
+                M, N, len(perms), self.max_memory_gb * 2**30
+            )
+            alpha, self.solver_info_ = solve_iterative(
+                X, J, tril_perms, self.sigma, y, self.lam, m, self.iterative
+            )
+            t2 = t1 + self.solver_info_["preconditioner_s"]
+        else:
+            if kernel_buffer is not None and kernel_buffer.size >= n * n:
+                K = kernel_buffer.reshape(-1)[: n * n].reshape(n, n)
+            else:
+                K = np.empty((n, n))
+            t1 = time.perf_counter()
+
+            def assemble_upper() -> np.ndarray:
+                # Blocks (i ≥ j) written transposed: the C-ordered upper triangle holds K.
+                report = progress or _ProgressLog(f"kernel assembly (σ={self.sigma:g})")
+                return assemble_kernel(X, J, tril_perms, self.sigma, out=K, progress=report)
+
+            def assemble_full() -> np.ndarray:
+                return assemble_kernel(X, J, tril_perms, self.sigma, upper_only=False)
+
+            assemble_upper()
+            t2 = time.perf_counter()
+            alpha = solve_cholesky(K, y, self.lam, reassemble=assemble_full)
+        t3 = time.perf_counter()
         V = np.einsum("mdk,mk->md", J, alpha.reshape(M, 3 * N))
         self.z_ = z
         self.perms_ = perms
@@ -207,6 +239,11 @@ class GDMLModel:
     def check_fitted(self) -> None:
         if not hasattr(self, "expansion_"):
             raise ModelError("model is not trained: call fit() or load a model file first")
+
+    def check_atoms(self, z: np.ndarray, source: str) -> None:
+        """Raise :class:`ModelError` unless ``z`` are the atoms the model was trained for."""
+        self.check_fitted()
+        check_same_atoms(self.z_, z, source)
 
     def predict(self, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Energies (Q,) and forces (Q, N, 3) for geometries R (Q, N, 3) or (N, 3)."""

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .atomic_io import atomic_path
+from .atomic_io import atomic_path, save_npz_atomic
 from .composite import DeltaModel, FragmentTerm
 from .config import load_system, model_parts, sampling_settings, system_entry, training_settings
 from .data.calculators import set_single_thread
@@ -25,6 +26,7 @@ from .data.labelling import chunk_indices, label_frames, load_labels, merge_labe
 from .data.md_sampling import load_trajectory, sample_md, save_trajectory
 from .data.splits import load_splits, make_splits, save_splits
 from .dataset import load_dataset, save_dataset
+from .iterative import IterativeOptions
 from .metrics import error_summary, mae
 from .model_io import load_model, save_model
 from .selection import select_sigma
@@ -164,13 +166,20 @@ def train(
     splits_path: str,
     model_path: str,
     scores_path: str,
+    timing_path: str,
     base_dir: str = ".",
 ) -> None:
-    """Train one sGDML model with σ chosen on the validation split."""
+    """Train one sGDML model with σ chosen on the validation split.
+
+    Validation errors per σ go to ``scores_path`` (reproducible); wall times per σ to
+    ``timing_path`` (they vary from run to run, so they are kept apart).
+    """
     ds = load_dataset(dataset_path)
     splits = load_splits(splits_path, ds.n_geometries)
     t = training_settings(config, name)
     tr, va = ds.subset(splits["train"]), ds.subset(splits["valid"])
+    # Iterative-solver state, resumed if this job is restarted; removed once trained.
+    checkpoints = Path(model_path).parent / f".{part}_cg_checkpoints"
     log.info(
         "%s/%s: %d atoms, %d training and %d validation geometries",
         name,
@@ -192,6 +201,9 @@ def train(
         perms=_symmetries(t["symmetries"], base_dir),
         patience=t["patience"],
         max_perms=t["max_perms"],
+        solver=t["solver"],
+        max_memory_gb=t["max_memory_gb"],
+        iterative=IterativeOptions(tol=t["solver_tol"], checkpoint_dir=str(checkpoints)),
     )
     table = pd.DataFrame([s.as_dict() for s in scores])
     table.insert(0, "selected", table["sigma"] == model.sigma)
@@ -199,7 +211,11 @@ def train(
     table.insert(0, "part", part)
     table.insert(0, "system", name)
     with atomic_path(scores_path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
+        table.drop(columns="train_s").to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(timing_path) as tmp:
+        table[["system", "part", "sigma", "selected", "train_s"]].to_csv(
+            tmp, index=False, float_format="%.3f"
+        )
     save_model(
         model,
         model_path,
@@ -210,6 +226,7 @@ def train(
         dataset_name=ds.name,
         dataset_theory=ds.theory,
     )
+    shutil.rmtree(checkpoints, ignore_errors=True)
 
 
 def load_delta_model(
@@ -250,6 +267,8 @@ def evaluate(
     test = ds.subset(splits["test"])
     full = load_model(model_paths["full"])
     delta = load_delta_model(config, name, model_paths, binding_path, base_dir)
+    full.check_atoms(ds.z, full_path)
+    delta.check_atoms(ds.z, full_path)
     E_full, F_full = full.predict(test.R)
     E_delta, F_delta = delta.predict(test.R)
     scores = pd.concat([pd.read_csv(p) for p in scores_paths])
@@ -269,7 +288,6 @@ def evaluate(
                 **error_summary(E, F, test.E, test.F),
                 "sigma": ";".join(f"{p}={chosen.loc[p, 'sigma']:g}" for p in parts),
                 "n_perms": ";".join(f"{p}={int(chosen.loc[p, 'n_perms'])}" for p in parts),
-                "train_s": float(scores[scores["part"].isin(parts)]["train_s"].sum()),
             }
         )
     frag_rows = []
@@ -291,23 +309,31 @@ def evaluate(
     for path, table in ((metrics_path, rows), (fragments_path, frag_rows)):
         with atomic_path(path) as tmp:
             pd.DataFrame(table).to_csv(tmp, index=False, float_format="%.6g")
-    with atomic_path(predictions_path) as tmp, open(tmp, "wb") as fh:
-        np.savez(
-            fh,
-            idxs_test=splits["test"],
-            E_ref=test.E,
-            F_ref=test.F,
-            E_full=E_full,
-            F_full=F_full,
-            E_delta=E_delta,
-            F_delta=F_delta,
-            e_unit="kcal/mol",
-            r_unit="Ang",
-        )
+    save_npz_atomic(
+        predictions_path,
+        idxs_test=splits["test"],
+        E_ref=test.E,
+        F_ref=test.F,
+        E_full=E_full,
+        F_full=F_full,
+        E_delta=E_delta,
+        F_delta=F_delta,
+        e_unit=np.array("kcal/mol"),
+        r_unit=np.array("Ang"),
+    )
 
 
-def summarise(metrics_paths: list[str], fragments_paths: list[str], out: dict[str, str]) -> None:
-    """Tables and figures over all systems (the paper's Table S1, Fig. 6 and Fig. 7)."""
+def summarise(
+    metrics_paths: list[str],
+    fragments_paths: list[str],
+    timing_paths: list[str],
+    out: dict[str, str],
+) -> None:
+    """Tables and figures over all systems (the paper's Table S1, Fig. 6 and Fig. 7).
+
+    ``out["training_times"]`` collects wall times (σ search per model), the one output
+    that differs between otherwise identical runs.
+    """
     from .plotting import plot_error_comparison, plot_fragment_errors
 
     metrics = pd.concat([pd.read_csv(p) for p in metrics_paths], ignore_index=True)
@@ -323,7 +349,19 @@ def summarise(metrics_paths: list[str], fragments_paths: list[str], out: dict[st
             100.0 * (wide[(q, "delta")] - wide[(q, "full")]) / wide[(q, "full")]
         )
     comparison = comparison.reset_index()
-    for key, table in (("metrics", metrics), ("comparison", comparison), ("fragments", fragments)):
+    timings = pd.concat([pd.read_csv(p) for p in timing_paths], ignore_index=True)
+    times = timings.groupby(["system", "part"], sort=False).agg(
+        n_sigmas=("sigma", "size"),
+        sigma_selected=("sigma", lambda s: s[timings.loc[s.index, "selected"]].iloc[0]),
+        search_s=("train_s", "sum"),
+    )
+    tables = (
+        ("metrics", metrics),
+        ("comparison", comparison),
+        ("fragments", fragments),
+        ("training_times", times.reset_index()),
+    )
+    for key, table in tables:
         with atomic_path(out[key]) as tmp:
             table.to_csv(tmp, index=False, float_format="%.6g")
     plot_error_comparison(metrics, out["fig6_png"], out["fig6_pdf"])

@@ -34,9 +34,9 @@ def subscript_digits(formula: str) -> str:
 
 def save_figure(fig: plt.Figure, png: str, pdf: str) -> None:
     """Write a figure atomically as PNG and PDF, then close it."""
-    for path in (png, pdf):
+    for path, metadata in ((png, {}), (pdf, {"CreationDate": None})):
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, bbox_inches="tight")
+            fig.savefig(tmp, bbox_inches="tight", metadata=metadata)
     plt.close(fig)
 
 

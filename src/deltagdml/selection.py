@@ -10,8 +10,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .errors import ModelError
+from .iterative import IterativeOptions
 from .metrics import error_summary
 from .model import GDMLModel, check_training_data
+from .solvers import choose_solver
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +47,15 @@ def select_sigma(
     patience: int = 2,
     max_perms: int = 2048,
     progress: Callable[[str], None] | None = None,
+    solver: str = "auto",
+    max_memory_gb: float = 16.0,
+    iterative: IterativeOptions | None = None,
 ) -> tuple[GDMLModel, list[SigmaScore]]:
     """Train one model per σ (ascending) and keep the lowest validation force RMSE.
 
     The search stops early once the validation force RMSE has risen ``patience``
-    times in a row. The permutation group and the kernel buffer are shared by all σ.
+    times in a row. The permutation group and the kernel buffer are shared by all σ;
+    ``solver``, ``max_memory_gb`` and ``iterative`` are passed to :class:`GDMLModel`.
     """
     if len(sigmas) == 0:
         raise ModelError("the σ grid is empty")
@@ -59,13 +65,21 @@ def select_sigma(
     R_valid, _, F_valid, E_valid = check_training_data(R_valid, z, F_valid, E_valid)
     group = GDMLModel(sigma=1.0, perms=perms, max_perms=max_perms).resolve_perms(R, z)
     n = F.size
-    buffer = np.empty(n * n)
+    analytic = choose_solver(solver, *R.shape[:2], len(group), max_memory_gb) == "analytic"
+    buffer = np.empty(n * n) if analytic else None
     best: GDMLModel | None = None
     scores: list[SigmaScore] = []
     rises = 0
     for sigma in sorted(float(s) for s in sigmas):
         t0 = time.perf_counter()
-        model = GDMLModel(sigma=sigma, lam=lam, perms=group).fit(R, z, F, E, kernel_buffer=buffer)
+        model = GDMLModel(
+            sigma=sigma,
+            lam=lam,
+            perms=group,
+            solver=solver,
+            max_memory_gb=max_memory_gb,
+            iterative=iterative,
+        ).fit(R, z, F, E, kernel_buffer=buffer)
         train_s = time.perf_counter() - t0
         E_pred, F_pred = model.predict(R_valid)
         err = error_summary(E_pred if E is not None else None, F_pred, E_valid, F_valid)

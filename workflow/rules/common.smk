@@ -44,6 +44,14 @@ def score_files(wildcards):
     ]
 
 
+def timing_files(wildcards):
+    return [
+        f"{RESULTS}/{system}/models/{part}_timing.csv"
+        for system, sys_ in SYSTEMS.items()
+        for part in model_parts(sys_)
+    ]
+
+
 def all_datasets():
     """Every Δ dataset of every system: W, W_k, W0 (nonint) and Wb (binding)."""
     return [

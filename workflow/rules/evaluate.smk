@@ -30,10 +30,12 @@ rule summarise:
         fragments=expand(
             f"{RESULTS}/{{system}}/evaluation/fragment_force_mae.csv", system=SYSTEMS
         ),
+        timings=timing_files,
     output:
         metrics=f"{RESULTS}/summary/metrics.csv",
         comparison=f"{RESULTS}/summary/full_vs_delta.csv",
         fragments=f"{RESULTS}/summary/fragment_force_mae.csv",
+        training_times=f"{RESULTS}/summary/training_times.csv",
         fig6_png=report(
             f"{RESULTS}/summary/fig6_errors.png",
             caption="../report/fig6_errors.rst",

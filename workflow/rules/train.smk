@@ -8,6 +8,7 @@ rule train_model:
     output:
         model=f"{RESULTS}/{{system}}/models/{{part}}.npz",
         scores=f"{RESULTS}/{{system}}/models/{{part}}_sigma_scores.csv",
+        timing=f"{RESULTS}/{{system}}/models/{{part}}_timing.csv",
     log:
         f"{RESULTS}/logs/{{system}}/train_{{part}}.log",
     benchmark:

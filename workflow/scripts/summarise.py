@@ -3,4 +3,9 @@
 from deltagdml.pipeline import setup_logging, summarise
 
 setup_logging(snakemake.log[0])
-summarise(list(snakemake.input.metrics), list(snakemake.input.fragments), dict(snakemake.output))
+summarise(
+    list(snakemake.input.metrics),
+    list(snakemake.input.fragments),
+    list(snakemake.input.timings),
+    dict(snakemake.output),
+)

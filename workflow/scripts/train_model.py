@@ -11,4 +11,5 @@ train(
     snakemake.input.splits,
     snakemake.output.model,
     snakemake.output.scores,
+    snakemake.output.timing,
 )

@@ -1,0 +1,232 @@
+"""Learning curves: test errors of the full and Δ models versus training-set size.
+
+Training sets are nested: the set of size n holds the first n indices of a seeded permutation
+of the system's train split, so each set contains every smaller one. The validation set (σ
+choice) and the test set are the system's fixed splits. At each size the full model and the
+Δ model (one model per multi-atom fragment plus the binding model, all on the same indices)
+are trained with :func:`deltagdml.selection.select_sigma` and the system's training settings.
+A size equal to the whole train split reuses the pipeline's models, trained on the same
+indices with the same settings.
+
+Slopes b are least-squares fits of log10(MAE) = a + b·log10(n).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+from ..atomic_io import atomic_path
+from ..composite import DeltaModel, FragmentTerm
+from ..config import load_system, training_settings
+from ..data.splits import load_splits
+from ..dataset import Dataset, load_dataset
+from ..metrics import error_summary
+from ..model import GDMLModel
+from ..model_io import load_model
+from ..npz_io import read_npz
+from ..selection import select_sigma
+from . import learning_curve_sizes
+
+log = logging.getLogger("deltagdml")
+
+MODELS = ("full", "delta")
+FITTED = ("f_mae", "e_mae")
+
+
+def nested_subsets(train: np.ndarray, sizes: list[int], seed: int) -> dict[int, np.ndarray]:
+    """Sorted index sets of each size: prefixes of one seeded permutation of ``train``."""
+    train = np.asarray(train, dtype=int)
+    if max(sizes) > train.size:
+        raise ValueError(f"size {max(sizes)} exceeds the {train.size} training geometries")
+    order = np.random.default_rng(seed).permutation(train)
+    return {n: np.sort(order[:n]) for n in sizes}
+
+
+def loglog_fit(n: np.ndarray, err: np.ndarray) -> tuple[float, float]:
+    """Slope and intercept of log10(err) against log10(n); NaN for < 2 usable points."""
+    n, err = np.asarray(n, dtype=float), np.asarray(err, dtype=float)
+    ok = (n > 0) & (err > 0) & np.isfinite(err)
+    if np.unique(n[ok]).size < 2:
+        return float("nan"), float("nan")
+    slope, intercept = np.polyfit(np.log10(n[ok]), np.log10(err[ok]), 1)
+    return float(slope), float(intercept)
+
+
+def fit_part(ds: Dataset, train: np.ndarray, valid: np.ndarray, settings: dict) -> GDMLModel:
+    """One sGDML model on ``ds[train]`` with σ chosen on ``ds[valid]``."""
+    tr, va = ds.subset(train), ds.subset(valid)
+    model, _ = select_sigma(
+        tr.R,
+        ds.z,
+        tr.F,
+        tr.E,
+        va.R,
+        va.F,
+        va.E,
+        sigmas=settings["sigmas"],
+        lam=settings["lam"],
+        perms=settings["perms"],
+        patience=settings["patience"],
+        max_perms=settings["max_perms"],
+    )
+    return model
+
+
+def assemble_delta(
+    z: np.ndarray,
+    fragments: list[np.ndarray],
+    models: dict[str, GDMLModel],
+    constants: dict[int, float],
+) -> DeltaModel:
+    """Δ model from ``fragment_k`` and ``binding`` models and single-atom constant energies."""
+    terms = [
+        FragmentTerm(idx, None, constants[k])
+        if len(idx) == 1
+        else FragmentTerm(idx, models[f"fragment_{k}"])
+        for k, idx in enumerate(fragments)
+    ]
+    return DeltaModel(z, terms, models["binding"])
+
+
+def _sigmas(models: dict[str, GDMLModel], parts: list[str]) -> str:
+    return ";".join(f"{p}={models[p].sigma:g}" for p in parts)
+
+
+def learning_curve(
+    datasets: dict[str, Dataset],
+    fragments: list[np.ndarray],
+    constants: dict[int, float],
+    splits: dict[str, np.ndarray],
+    sizes: list[int],
+    settings: dict,
+    seed: int,
+    pretrained: dict[str, GDMLModel] | None = None,
+) -> pd.DataFrame:
+    """Test errors (kcal/mol, kcal/mol/Å) of both models at each size; one row per size/model.
+
+    ``datasets`` holds ``full``, ``binding`` and ``fragment_k`` of every multi-atom fragment;
+    ``pretrained`` (same keys) is used for the size equal to the whole train split.
+    ``train_s`` is the σ-search time of the row's models (NaN for pretrained ones).
+    """
+    full = datasets["full"]
+    test = full.subset(splits["test"])
+    parts = [p for p in datasets if p != "full"]
+    rows = []
+    for n, idx in nested_subsets(splits["train"], sizes, seed).items():
+        reuse = pretrained is not None and n == len(splits["train"])
+        models, seconds = {}, {}
+        for p, ds in datasets.items():
+            t0 = time.perf_counter()
+            models[p] = pretrained[p] if reuse else fit_part(ds, idx, splits["valid"], settings)
+            seconds[p] = float("nan") if reuse else time.perf_counter() - t0
+        log.info("n_train=%d: models %s", n, "reused" if reuse else "trained")
+        delta = assemble_delta(full.z, fragments, models, constants)
+        for label, model, used in (("full", models["full"], ["full"]), ("delta", delta, parts)):
+            E, F = model.predict(test.R)
+            rows.append(
+                {
+                    "model": label,
+                    "n_train": n,
+                    **error_summary(E, F, test.E, test.F),
+                    "sigma": _sigmas(models, used),
+                    "source": "pipeline models" if reuse else "trained",
+                    "train_s": sum(seconds[p] for p in used),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def slopes(table: pd.DataFrame) -> pd.DataFrame:
+    """Fitted log–log slope of each MAE per system and model (columns system, model, ...)."""
+    rows = []
+    for (system, model), sub in table.groupby(["system", "model"], sort=False):
+        for q in FITTED:
+            slope, intercept = loglog_fit(sub["n_train"], sub[q])
+            rows.append(
+                {
+                    "system": system,
+                    "model": model,
+                    "quantity": q,
+                    "slope": slope,
+                    "intercept_log10": intercept,
+                    "n_min": int(sub["n_train"].min()),
+                    "n_max": int(sub["n_train"].max()),
+                    "n_points": len(sub),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def with_slopes(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with columns ``f_mae_slope`` and ``e_mae_slope`` of its system and model."""
+    wide = slopes(table).pivot(index=["system", "model"], columns="quantity", values="slope")
+    wide = wide.rename(columns={q: f"{q}_slope" for q in FITTED}).reset_index()
+    return table.merge(wide, on=["system", "model"], how="left")
+
+
+def _write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def run(
+    config: dict,
+    system_name: str,
+    dataset_paths: dict[str, str],
+    splits_path: str,
+    model_paths: dict[str, str] | None,
+    csv_path: str | os.PathLike,
+    base_dir: str = ".",
+) -> pd.DataFrame:
+    """Learning curve of one system; ``model_paths`` (the pipeline's models) may be None."""
+    from ..pipeline import _symmetries
+
+    system = load_system(config, system_name, base_dir)
+    training = training_settings(config, system_name)
+    settings = {**training, "perms": _symmetries(training["symmetries"], base_dir)}
+    datasets = {part: load_dataset(path) for part, path in dataset_paths.items()}
+    splits = load_splits(splits_path, datasets["full"].n_geometries)
+    stored = read_npz(
+        dataset_paths["binding"], ("constant_fragments", "constant_energies"), "binding dataset"
+    )
+    constants = dict(
+        zip(
+            stored["constant_fragments"].tolist(),
+            stored["constant_energies"].tolist(),
+            strict=True,
+        )
+    )
+    pretrained = {p: load_model(path) for p, path in model_paths.items()} if model_paths else None
+    table = learning_curve(
+        datasets,
+        system.fragments,
+        constants,
+        splits,
+        learning_curve_sizes(config, system_name),
+        settings,
+        int(config.get("seed", 0)),
+        pretrained,
+    )
+    table.insert(0, "system", system_name)
+    table = with_slopes(table)
+    _write_csv(table, csv_path)
+    return table
+
+
+def run_summary(
+    csv_paths: list[str], csv_out: str, slopes_out: str, png: str, pdf: str
+) -> pd.DataFrame:
+    """All systems' learning curves in one CSV, their slopes and the figure."""
+    from .figures import plot_learning_curves
+
+    table = pd.concat([pd.read_csv(p) for p in csv_paths], ignore_index=True)
+    fits = slopes(table)
+    _write_csv(table, csv_out)
+    _write_csv(fits, slopes_out)
+    plot_learning_curves(table, fits, png, pdf)
+    return fits

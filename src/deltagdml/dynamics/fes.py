@@ -1,0 +1,51 @@
+"""Free-energy surfaces F = −kT ln P over two collective variables (kcal/mol)."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import units
+
+from ..units import KCAL_MOL_PER_EV
+
+
+def kt_kcal_mol(temperature_K: float) -> float:
+    """Thermal energy kT in kcal/mol."""
+    return units.kB * temperature_K * KCAL_MOL_PER_EV
+
+
+def free_energy_surface(
+    x: np.ndarray,
+    y: np.ndarray,
+    temperature_K: float,
+    bins: int,
+    ranges: tuple[tuple[float, float], tuple[float, float]],
+) -> np.ndarray:
+    """F (bins, bins) in kcal/mol from a 2-D histogram, shifted so that min F = 0.
+
+    Empty bins are NaN; samples outside ``ranges`` are left out. ``F[i, j]`` belongs to
+    x bin i and y bin j.
+    """
+    H, _, _ = np.histogram2d(x, y, bins=bins, range=ranges)
+    with np.errstate(divide="ignore"):
+        F = -kt_kcal_mol(temperature_K) * np.log(H / max(H.sum(), 1))
+    F[H == 0] = np.nan
+    if np.isfinite(F).any():
+        F -= np.nanmin(F)
+    return F
+
+
+def common_ranges(
+    xs: list[np.ndarray], ys: list[np.ndarray], pad: float = 0.05
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Shared histogram ranges: the 0.5–99.5 % quantiles of the pooled samples, padded.
+
+    Quantiles keep the last frames of a blown-up run from stretching every panel.
+    """
+    out = []
+    for values in (xs, ys):
+        v = np.concatenate(values)
+        v = v[np.isfinite(v)]
+        lo, hi = np.quantile(v, [0.005, 0.995]) if v.size else (0.0, 1.0)
+        width = max(hi - lo, 1e-3)
+        out.append((float(lo - pad * width), float(hi + pad * width)))
+    return out[0], out[1]

@@ -1,0 +1,161 @@
+"""Figures of the MD study: free-energy surfaces, MSAD curves and the stability table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..plotting import LABELS, plt, save_figure
+
+STABLE_COLOR, UNSTABLE_COLOR = "#d9f0d3", "#f4a6a6"
+
+
+def _models(table: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(table["model"]))
+
+
+def _temperatures(table: pd.DataFrame) -> list[float]:
+    return sorted(table["temperature_K"].unique())
+
+
+def plot_fes_grid(
+    fes: list[np.ndarray],
+    ranges: tuple[tuple[float, float], tuple[float, float]],
+    table: pd.DataFrame,
+    x_label: str,
+    y_label: str,
+    system: str,
+    png: str,
+    pdf: str,
+) -> None:
+    """Models (rows) × temperatures (columns); one kcal/mol colour scale per temperature."""
+    models, temps = _models(table), _temperatures(table)
+    fig, axes = plt.subplots(
+        len(models),
+        len(temps),
+        figsize=(1.75 * len(temps) + 0.9, 1.75 * len(models) + 1.2),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        constrained_layout=True,
+    )
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    extent = [*ranges[0], *ranges[1]]
+    for j, t in enumerate(temps):
+        column = [
+            F for F, (_, r) in zip(fes, table.iterrows(), strict=True) if r.temperature_K == t
+        ]
+        finite = np.concatenate([F[np.isfinite(F)] for F in column] + [np.zeros(1)])
+        vmax = max(float(finite.max()), 1e-6)
+        image = None
+        for (_, r), F in zip(table.iterrows(), fes, strict=True):
+            if r.temperature_K != t:
+                continue
+            ax = axes[models.index(r.model), j]
+            image = ax.imshow(
+                F.T, origin="lower", extent=extent, aspect="auto", cmap=cmap, vmin=0, vmax=vmax
+            )
+            if r.status != "stable":
+                ax.text(
+                    0.03,
+                    0.97,
+                    f"unstable at\n{r.failure_time_ps:.2f} ps",
+                    transform=ax.transAxes,
+                    va="top",
+                    fontsize=7,
+                    color="#b00000",
+                )
+        axes[0, j].set_title(f"{t:g} K", fontsize=9)
+        fig.colorbar(image, ax=axes[:, j], location="bottom", shrink=0.9, aspect=12).set_label(
+            "F (kcal/mol)", fontsize=8
+        )
+    for i, model in enumerate(models):
+        axes[i, 0].set_ylabel(f"{LABELS[model]}\n{y_label}", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel(x_label, fontsize=8)
+    fig.suptitle(f"{system.replace('_', ' ')}: free energy −kT ln P", fontsize=10)
+    save_figure(fig, png, pdf)
+
+
+def plot_msad(
+    curves: pd.DataFrame,
+    table: pd.DataFrame,
+    guest: str | None,
+    system: str,
+    png: str,
+    pdf: str,
+) -> None:
+    """MSAD (rad²) of the guest against lag time (ps), one panel per model."""
+    models, temps = _models(table), _temperatures(table)
+    fig, axes = plt.subplots(
+        1,
+        len(models),
+        figsize=(2.9 * len(models) + 0.6, 2.6),
+        sharey=True,
+        squeeze=False,
+        constrained_layout=True,
+    )
+    colors = plt.get_cmap("plasma")(np.linspace(0.0, 0.85, len(temps)))
+    status = table.set_index(["model", "temperature_K"])["status"]
+    for ax, model in zip(axes[0], models, strict=True):
+        for color, t in zip(colors, temps, strict=True):
+            sub = curves[(curves["model"] == model) & (curves["temperature_K"] == t)]
+            if sub.empty:
+                continue
+            unstable = status.get((model, t)) != "stable"
+            ax.plot(
+                sub["lag_ps"],
+                sub["msad_rad2"],
+                color=color,
+                ls="--" if unstable else "-",
+                label=f"{t:g} K" + (" (unstable)" if unstable else ""),
+            )
+        ax.set_title(LABELS[model], fontsize=9)
+        ax.set_xlabel("lag time τ (ps)")
+        if guest is None:
+            ax.text(0.5, 0.5, "no fragment with ≥ 3 atoms", ha="center", transform=ax.transAxes)
+        if ax.lines:
+            ax.legend(frameon=False, fontsize=7, loc="upper left")
+    axes[0, 0].set_ylabel("MSAD (rad²)")
+    title = system.replace("_", " ")
+    fig.suptitle(f"{title}: rotation of {guest}" if guest else title, fontsize=10)
+    save_figure(fig, png, pdf)
+
+
+def plot_stability(table: pd.DataFrame, png: str, pdf: str) -> None:
+    """Stability table: one row per system and model, one column per temperature."""
+    temps = _temperatures(table)
+    rows = list(dict.fromkeys(zip(table["system"], table["model"], strict=True)))
+    fig, ax = plt.subplots(figsize=(1.25 * len(temps) + 2.4, 0.42 * len(rows) + 0.8))
+    for i, (system, model) in enumerate(rows):
+        sub = table[(table["system"] == system) & (table["model"] == model)]
+        for j, t in enumerate(temps):
+            cell = sub[sub["temperature_K"] == t]
+            if cell.empty:
+                continue
+            r = cell.iloc[0]
+            stable = r["status"] == "stable"
+            text = (
+                "stable"
+                if stable
+                else f"{r['failure_time_ps']:.2f} ps\n{r['reason'].split(':')[0]}"
+            )
+            ax.add_patch(
+                plt.Rectangle(
+                    (j, i), 1, 1, color=STABLE_COLOR if stable else UNSTABLE_COLOR, ec="white"
+                )
+            )
+            ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=7)
+    ax.set_xlim(0, len(temps))
+    ax.set_ylim(len(rows), 0)
+    ax.set_xticks(np.arange(len(temps)) + 0.5, [f"{t:g} K" for t in temps])
+    ax.set_yticks(
+        np.arange(len(rows)) + 0.5,
+        [f"{s.replace('_', ' ')} · {LABELS[m]}" for s, m in rows],
+    )
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title("MD stability (time of failure and broken criterion)", fontsize=9, pad=18)
+    save_figure(fig, png, pdf)

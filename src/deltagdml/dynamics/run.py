@@ -1,0 +1,206 @@
+"""Langevin MD with any ASE calculator, watched by a stability monitor.
+
+ASE units inside (eV, Å, ase.units.fs); results in Å, ps, kcal/mol and K. A run that
+breaks a stability criterion stops at the frame where it was detected and says why.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.calculator import BaseCalculator
+from ase.calculators.mixing import SumCalculator
+from ase.constraints import FixCom
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import Stationary, ZeroRotation
+from ase.neighborlist import NeighborList, natural_cutoffs
+from threadpoolctl import threadpool_limits
+
+from ..data.md_sampling import R0_MARGIN, COMRestraint, com_distances
+from ..data.systems import BOND_SCALE
+from ..units import KCAL_MOL_PER_EV
+
+
+@dataclass
+class StabilityCriteria:
+    """A run is unstable once any criterion is broken (or a value is NaN/inf)."""
+
+    bond_stretch: float = 1.5  # covalent bond longer than this × its starting length
+    min_distance_A: float = 0.5  # two atoms closer than this (Å)
+    com_margin_A: float = 5.0  # a fragment COM distance above its start value + this (Å)
+    max_energy_change_kcal_mol_per_atom: float = 5.0  # |E − E_start| / N
+    max_force_kcal_mol_A: float = 500.0  # largest atomic force magnitude
+
+
+class StabilityMonitor:
+    """Checks geometries, energies and forces against :class:`StabilityCriteria`.
+
+    Covalent bonds (d < 1.2 × sum of covalent radii, within a fragment) and the fragment
+    COM distances are taken from the starting geometry.
+    """
+
+    def __init__(
+        self,
+        atoms: Atoms,
+        fragments: list[np.ndarray],
+        criteria: StabilityCriteria,
+        energy_kcal_mol: float,
+    ) -> None:
+        self.c = criteria
+        self.masses = atoms.get_masses()
+        self.fragments = fragments
+        nl = NeighborList(natural_cutoffs(atoms, mult=BOND_SCALE), skin=0.0, self_interaction=False)
+        nl.update(atoms)
+        label = np.empty(len(atoms), dtype=int)
+        for k, idx in enumerate(fragments):
+            label[idx] = k
+        bonds = [(i, j) for i in range(len(atoms)) for j in nl.get_neighbors(i)[0]]
+        self.bonds = np.array([b for b in bonds if label[b[0]] == label[b[1]]], dtype=int)
+        self.bonds = self.bonds.reshape(-1, 2)  # (n_bonds, 2) even without bonds
+        self.bond0 = self._bond_lengths(atoms.positions)
+        self.com0 = com_distances(atoms.positions, self.masses, fragments)[0]
+        self.energy0 = energy_kcal_mol
+        self.iu = np.triu_indices(len(atoms), 1)
+
+    def _bond_lengths(self, pos: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(pos[self.bonds[:, 0]] - pos[self.bonds[:, 1]], axis=1)
+
+    def check(self, pos: np.ndarray, energy: float, forces: np.ndarray) -> str | None:
+        """Why the state is unstable ('criterion: detail'), or None. Å, kcal/mol, kcal/mol/Å."""
+        c = self.c
+        if not (np.isfinite(pos).all() and np.isfinite(energy) and np.isfinite(forces).all()):
+            return "NaN: non-finite positions, energy or forces"
+        if self.bonds.size:
+            stretch = self._bond_lengths(pos) / self.bond0
+            b = int(np.argmax(stretch))
+            if stretch[b] > c.bond_stretch:
+                i, j = self.bonds[b]
+                return (
+                    f"bond stretch: bond {i}–{j} at {stretch[b]:.2f}× (limit {c.bond_stretch:g}×)"
+                )
+        d = np.linalg.norm(pos[self.iu[0]] - pos[self.iu[1]], axis=1)
+        k = int(np.argmin(d))
+        if d[k] < c.min_distance_A:
+            return (
+                f"atom clash: atoms {self.iu[0][k]}–{self.iu[1][k]} {d[k]:.2f} Å apart "
+                f"(limit {c.min_distance_A:g} Å)"
+            )
+        com = com_distances(pos, self.masses, self.fragments)[0]
+        if np.any(com > self.com0 + c.com_margin_A):
+            return (
+                f"dissociation: COM distance {com.max():.1f} Å "
+                f"(start {self.com0.max():.1f} Å + {c.com_margin_A:g} Å)"
+            )
+        de = abs(energy - self.energy0) / len(pos)
+        if de > c.max_energy_change_kcal_mol_per_atom:
+            return (
+                f"energy change: {de:.1f} kcal/mol per atom "
+                f"(limit {c.max_energy_change_kcal_mol_per_atom:g})"
+            )
+        fmax = float(np.sqrt((forces**2).sum(axis=1)).max())
+        if fmax > c.max_force_kcal_mol_A:
+            return f"force: {fmax:.0f} kcal/mol/Å (limit {c.max_force_kcal_mol_A:g})"
+        return None
+
+
+@dataclass
+class MDResult:
+    """Saved frames (every ``stride`` steps from t = 0) and the outcome of a run."""
+
+    time_ps: np.ndarray
+    R: np.ndarray  # (frames, N, 3) Å
+    energy_kcal_mol: np.ndarray  # potential energy
+    temperature_K: np.ndarray  # instantaneous kinetic temperature
+    steps_done: int
+    wall_s: float
+    reason: str | None = None  # None: stable
+    failure_time_ps: float = float("nan")
+
+    @property
+    def stable(self) -> bool:
+        return self.reason is None
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps_done / self.wall_s if self.wall_s > 0 else float("nan")
+
+
+def restraint_calculator(
+    positions: np.ndarray, masses: np.ndarray, fragments: list[np.ndarray], cfg: dict
+) -> COMRestraint | None:
+    """The flat-bottom COM restraint of ``cfg`` (r0 default: start COM distance + 1 Å)."""
+    if not cfg.get("enabled", False):
+        return None
+    r0 = cfg.get("r0", com_distances(positions, masses, fragments)[0] + R0_MARGIN)
+    return COMRestraint(fragments, r0, float(cfg.get("k", 1.0)))
+
+
+def run_md(
+    atoms: Atoms,
+    calc: BaseCalculator,
+    fragments: list[np.ndarray],
+    temperature_K: float,
+    timestep_fs: float,
+    n_steps: int,
+    stride: int,
+    friction_per_fs: float,
+    seed: int,
+    criteria: StabilityCriteria,
+    restraint: dict | None = None,
+) -> MDResult:
+    """Langevin MD from ``atoms`` with Maxwell–Boltzmann velocities drawn from ``seed``.
+
+    The stability criteria are checked at t = 0 and every ``stride`` steps; the first
+    broken criterion ends the run. Deterministic for a seed.
+    """
+    atoms = Atoms(atoms.numbers, positions=atoms.positions)
+    bias = restraint_calculator(atoms.positions, atoms.get_masses(), fragments, restraint or {})
+    atoms.calc = calc if bias is None else SumCalculator([calc, bias])
+    rng = np.random.default_rng(seed)
+    sigma = np.sqrt(atoms.get_masses() * units.kB * temperature_K)
+    atoms.set_momenta(sigma[:, None] * rng.standard_normal((len(atoms), 3)))
+    Stationary(atoms)
+    ZeroRotation(atoms)
+    atoms.set_constraint(FixCom())
+    dyn = Langevin(
+        atoms,
+        timestep_fs * units.fs,
+        temperature_K=temperature_K,
+        friction=friction_per_fs / units.fs,
+        fixcm=False,
+        rng=rng,
+    )
+    frames, energies, temps = [], [], []
+    monitor = None
+    reason = None
+    t0 = time.perf_counter()
+    with threadpool_limits(limits=1, user_api="blas"), np.errstate(over="ignore", invalid="ignore"):
+        while True:
+            pos = atoms.positions.copy()
+            energy = atoms.get_potential_energy() * KCAL_MOL_PER_EV
+            forces = atoms.get_forces() * KCAL_MOL_PER_EV
+            frames.append(pos)
+            energies.append(energy)
+            temps.append(atoms.get_temperature())
+            if monitor is None:
+                monitor = StabilityMonitor(atoms, fragments, criteria, energy)
+            reason = monitor.check(pos, energy, forces)
+            if reason is not None or dyn.nsteps >= n_steps:
+                break
+            dyn.run(min(stride, n_steps - dyn.nsteps))
+    wall = time.perf_counter() - t0
+    time_ps = np.arange(len(frames)) * stride * timestep_fs / 1000.0
+    time_ps[-1] = dyn.nsteps * timestep_fs / 1000.0
+    return MDResult(
+        time_ps=time_ps,
+        R=np.array(frames),
+        energy_kcal_mol=np.array(energies),
+        temperature_K=np.array(temps),
+        steps_done=dyn.nsteps,
+        wall_s=wall,
+        reason=reason,
+        failure_time_ps=float(time_ps[-1]) if reason else float("nan"),
+    )

@@ -1,0 +1,268 @@
+"""Workflow steps of the MD study; the Snakemake scripts only unpack paths and call these."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pandas as pd
+from ase import Atoms
+
+from ..atomic_io import atomic_path, save_npz_atomic, write_text_atomic
+from ..calculator import GDMLCalculator
+from ..config import load_system
+from ..data.splits import load_splits
+from ..dataset import load_dataset
+from ..model_io import load_model
+from ..npz_io import as_str, read_npz
+from ..pipeline import load_delta_model
+from . import dynamics_settings, n_steps
+from .collective import choose_guest, com_distance, guest_orientations, msad, second_cv
+from .fes import common_ranges, free_energy_surface
+from .figures import plot_fes_grid, plot_msad, plot_stability
+from .run import MDResult, StabilityCriteria, run_md
+
+log = logging.getLogger("deltagdml")
+RUN_KEYS = (
+    "time_ps",
+    "R",
+    "energy_kcal_mol",
+    "kinetic_temperature_K",
+    "model",
+    "temperature_K",
+    "reason",
+    "failure_time_ps",
+    "steps_done",
+    "n_steps",
+    "steps_per_s",
+    "start_index",
+)
+
+
+def start_index(E: np.ndarray | None, train: np.ndarray) -> int:
+    """The training geometry with the median reference energy (the first one without E)."""
+    if E is None:
+        return int(train[0])
+    return int(train[np.argsort(E[train], kind="stable")[len(train) // 2]])
+
+
+def simulate(
+    config: dict,
+    name: str,
+    model_label: str,
+    temperature_K: float,
+    model_paths: dict[str, str],
+    binding_dataset: str,
+    full_dataset: str,
+    splits_path: str,
+    out_path: str,
+    base_dir: str = ".",
+) -> None:
+    """One MD run of the full or Δ model from the median-energy training geometry."""
+    s = dynamics_settings(config, name)
+    system = load_system(config, name, base_dir)
+    if model_label == "full":
+        model = load_model(model_paths["full"])
+    else:
+        model = load_delta_model(config, name, model_paths, binding_dataset, base_dir)
+    ds = load_dataset(full_dataset)
+    i0 = start_index(ds.E, load_splits(splits_path, ds.n_geometries)["train"])
+    result = run_md(
+        Atoms(system.z, positions=ds.R[i0]),
+        GDMLCalculator(model),
+        system.fragments,
+        temperature_K,
+        s["timestep_fs"],
+        n_steps(s),
+        s["stride"],
+        s["friction_per_fs"],
+        int(config.get("seed", 0)),
+        StabilityCriteria(**s["stability"]),
+        s["restraint"],
+    )
+    log.info(
+        "%s/%s at %g K: %s after %.3f ps (%d steps, %.0f steps/s)",
+        name,
+        model_label,
+        temperature_K,
+        result.reason or "stable",
+        result.time_ps[-1],
+        result.steps_done,
+        result.steps_per_s,
+    )
+    save_run(result, out_path, model_label, temperature_K, n_steps(s), i0)
+
+
+def save_run(
+    result: MDResult,
+    path: str | os.PathLike,
+    model_label: str,
+    temperature_K: float,
+    n_steps_planned: int,
+    start: int,
+) -> None:
+    """Write an MD run as ``.npz`` (Å, ps, kcal/mol, K); ``reason`` is '' for a stable run."""
+    save_npz_atomic(
+        path,
+        time_ps=result.time_ps,
+        R=result.R,
+        energy_kcal_mol=result.energy_kcal_mol,
+        kinetic_temperature_K=result.temperature_K,
+        model=np.array(model_label),
+        temperature_K=np.array(float(temperature_K)),
+        reason=np.array(result.reason or ""),
+        failure_time_ps=np.array(result.failure_time_ps),
+        steps_done=np.array(result.steps_done),
+        n_steps=np.array(n_steps_planned),
+        steps_per_s=np.array(result.steps_per_s),
+        start_index=np.array(start),
+        r_unit=np.array("Ang"),
+        e_unit=np.array("kcal/mol"),
+    )
+
+
+def load_run(path: str | os.PathLike) -> dict:
+    """Read a run written by :func:`save_run`; scalars become Python values."""
+    data = read_npz(path, RUN_KEYS, "MD run", optional=())
+    run = {k: data[k] for k in ("time_ps", "R", "energy_kcal_mol", "kinetic_temperature_K")}
+    run.update(model=as_str(data["model"]), reason=as_str(data["reason"]))
+    for key in ("temperature_K", "failure_time_ps", "steps_per_s"):
+        run[key] = float(data[key])
+    for key in ("steps_done", "n_steps", "start_index"):
+        run[key] = int(data[key])
+    return run
+
+
+def _analysed_frames(run: dict, equilibration_ps: float) -> np.ndarray:
+    """Frames after equilibration, without the frame at which a run was found unstable."""
+    keep = run["time_ps"] >= equilibration_ps
+    if run["reason"]:
+        keep[-1] = False
+    return run["R"][keep]
+
+
+def analyse(config: dict, name: str, run_paths: list[str], out: dict[str, str]) -> None:
+    """Stability table, free-energy surfaces and MSAD of all runs of one system."""
+    s = dynamics_settings(config, name)
+    a = s["analysis"]
+    system = load_system(config, name)
+    runs = sorted(
+        (load_run(p) for p in run_paths), key=lambda r: (r["model"] != "full", r["temperature_K"])
+    )
+    masses = system.atoms.get_masses()
+    guest = choose_guest(system, a["guest_fragment"])
+    cv_guest = guest if guest is not None else int(np.argmin([len(f) for f in system.fragments]))
+    y_label, cv2 = second_cv(a["cv2"], system, cv_guest, runs[0]["R"][0])
+    frames = [_analysed_frames(r, a["equilibration_ps"]) for r in runs]
+    xs = [com_distance(R, masses, system.fragments) for R in frames]
+    ys = [cv2(R) for R in frames]
+    ranges = common_ranges(xs, ys)
+    fes = [
+        free_energy_surface(x, y, r["temperature_K"], a["fes_bins"], ranges)
+        for x, y, r in zip(xs, ys, runs, strict=True)
+    ]
+    rows, curves = [], []
+    for r, R in zip(runs, frames, strict=True):
+        rows.append(
+            {
+                "system": name,
+                "n_atoms": system.n_atoms,
+                "model": r["model"],
+                "temperature_K": r["temperature_K"],
+                "status": "unstable" if r["reason"] else "stable",
+                "failure_time_ps": r["failure_time_ps"],
+                "reason": r["reason"],
+                "simulated_ps": r["time_ps"][-1],
+                "steps_per_s": r["steps_per_s"],
+            }
+        )
+        if guest is None or len(R) < 2:
+            continue
+        g = system.fragments[guest]
+        U = guest_orientations(R, g, np.setdiff1d(np.arange(system.n_atoms), g))
+        m = msad(U, int(a["msad_max_lag_fraction"] * (len(R) - 1)))
+        curves.append(
+            pd.DataFrame(
+                {
+                    "model": r["model"],
+                    "temperature_K": r["temperature_K"],
+                    "lag_ps": np.arange(m.size) * (r["time_ps"][1] - r["time_ps"][0]),
+                    "msad_rad2": m,
+                }
+            )
+        )
+    table = pd.DataFrame(rows)
+    curve_table = (
+        pd.concat(curves, ignore_index=True)
+        if curves
+        else pd.DataFrame(columns=["model", "temperature_K", "lag_ps", "msad_rad2"])
+    )
+    for path, t in ((out["stability"], table), (out["msad"], curve_table)):
+        with atomic_path(path) as tmp:
+            t.to_csv(tmp, index=False, float_format="%.6g")
+    x_label = "$R_{CM}$ (Å)"
+    save_npz_atomic(
+        out["fes"],
+        F_kcal_mol=np.array(fes),
+        x_edges=np.linspace(*ranges[0], a["fes_bins"] + 1),
+        y_edges=np.linspace(*ranges[1], a["fes_bins"] + 1),
+        model=np.array([r["model"] for r in runs]),
+        temperature_K=np.array([r["temperature_K"] for r in runs]),
+        x_label=np.array(x_label),
+        y_label=np.array(y_label),
+    )
+    plot_fes_grid(fes, ranges, table, x_label, y_label, name, out["fes_png"], out["fes_pdf"])
+    guest_name = f"fragment {guest} ({len(system.fragments[guest])} atoms)" if curves else None
+    plot_msad(curve_table, table, guest_name, name, out["msad_png"], out["msad_pdf"])
+
+
+def summarise(stability_paths: list[str], out: dict[str, str]) -> None:
+    """Stability table over all systems (CSV, Markdown, figure) and MD speed per model."""
+    table = pd.concat([pd.read_csv(p, keep_default_na=False) for p in stability_paths])
+    table["failure_time_ps"] = pd.to_numeric(table["failure_time_ps"], errors="coerce")
+    speed = (
+        table.groupby(["system", "n_atoms", "model"], sort=False)["steps_per_s"]
+        .median()
+        .reset_index()
+    )
+    for path, t in ((out["csv"], table), (out["speed"], speed)):
+        with atomic_path(path) as tmp:
+            t.to_csv(tmp, index=False, float_format="%.6g")
+    write_text_atomic(out["md"], stability_markdown(table, speed))
+    plot_stability(table, out["png"], out["pdf"])
+
+
+def stability_markdown(table: pd.DataFrame, speed: pd.DataFrame) -> str:
+    """Model × temperature table per system: 'stable' or the failure time and reason."""
+    temps = sorted(table["temperature_K"].unique())
+    lines = [
+        "# MD stability of the full and Δ models",
+        "",
+        "Langevin MD per model and thermostat temperature; a cell gives the time (ps) at which",
+        "a run broke a stability criterion, and which one.",
+        "",
+        "| system | model | " + " | ".join(f"{t:g} K" for t in temps) + " |",
+        "|---|---|" + "---|" * len(temps),
+    ]
+    for (system, model), sub in table.groupby(["system", "model"], sort=False):
+        sub = sub.set_index("temperature_K")
+        cells = []
+        for t in temps:
+            if t not in sub.index:
+                cells.append("–")
+            elif sub.loc[t, "status"] == "stable":
+                cells.append(f"stable ({sub.loc[t, 'simulated_ps']:.2f} ps)")
+            else:
+                cells.append(f"**{sub.loc[t, 'failure_time_ps']:.3f} ps**: {sub.loc[t, 'reason']}")
+        lines.append(f"| {system} | {model} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "MD speed (median over temperatures):",
+        "",
+        "| system | atoms | model | steps/s |",
+    ]
+    lines.append("|---|---|---|---|")
+    for _, r in speed.iterrows():
+        lines.append(f"| {r['system']} | {r['n_atoms']} | {r['model']} | {r['steps_per_s']:.0f} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,294 @@
+"""Low-memory training: Nyström-preconditioned conjugate gradient on (K + λI) α = y.
+
+The kernel matrix K (3N·M square) is never stored.
+
+* Products K v are the forces that the expansion with weights v predicts at the training
+  geometries, (K v)_i = −J_iᵀ ∇E(x_i) with descriptor weights w_j = J_j v_j (the
+  prediction of :class:`~deltagdml.prediction.KernelExpansion`), evaluated on chunks of
+  geometries in parallel: O(M²·P·D) time, O(M·D) memory per product.
+* The preconditioner is the Nyström approximation K ≈ K_nm K_mm⁻¹ K_mn from the block
+  rows K_mn of m inducing geometries (memory m·3N × 3N·M), inverted with the Woodbury
+  identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.linalg as sla
+from scipy.linalg.blas import dsyrk, dtrsm
+from threadpoolctl import threadpool_limits
+
+from .cg import Checkpoint, conjugate_gradient
+from .errors import ModelError
+from .kernel import SQRT5, matern_coefficients
+from .parallel import available_threads
+
+log = logging.getLogger(__name__)
+ROW_CHUNK_BYTES = 64 * 2**20  # work arrays of one thread computing block rows
+
+
+@dataclass
+class IterativeOptions:
+    """Settings of the low-memory solver.
+
+    tol: relative residual ‖y − (K + λ'I) α‖ / ‖y‖ at which CG stops.
+    lam_rel: λ' = max(λ, lam_rel · mean diagonal of K), the regularisation CG solves with.
+    n_inducing: inducing geometries of the Nyström preconditioner (None: automatic).
+    checkpoint_dir: where CG state is saved every ``checkpoint_every_s`` seconds and
+        resumed from (one file per linear system, named by its fingerprint).
+    """
+
+    tol: float = 1e-4
+    lam_rel: float = 1e-7
+    n_inducing: int | None = None
+    max_iter: int = 5000
+    checkpoint_dir: str | None = None
+    checkpoint_every_s: float = 300.0
+    seed: int = 0
+
+
+class KernelOperator:
+    """The force–force kernel matrix K of training descriptors X (M, D), Jacobians J
+    (M, D, 3N), as products ``K @ v`` and block rows, computed on the fly."""
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        J: np.ndarray,
+        tril_perms: np.ndarray,
+        sigma: float,
+        n_workers: int | None = None,
+        chunk_bytes: int = 8 * 2**20,
+    ) -> None:
+        self.X, self.J, self.tril_perms, self.sigma = X, J, tril_perms, float(sigma)
+        self.M, self.D, self.n3 = J.shape
+        self.P = tril_perms.shape[0]
+        self.n = self.M * self.n3
+        self.inv_perms = np.argsort(tril_perms, axis=1)
+        self.X_sq = np.einsum("md,md->m", X, X)
+        self.workers = n_workers or available_threads()
+        # Cache-sized chunks of query geometries, at least four per thread.
+        per_query = 8 * self.P * (3 * self.M + 2 * self.D)
+        size = max(1, min(chunk_bytes // per_query, self.M // (4 * self.workers)))
+        self.query_chunks = [slice(i, min(i + size, self.M)) for i in range(0, self.M, size)]
+
+    def _parallel(self, work: Callable[[Any], None], items: Iterable[Any]) -> None:
+        # numpy releases the GIL in BLAS and ufuncs: threads with one BLAS thread each.
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(self.workers) as ex:
+            list(ex.map(work, items))
+
+    def _gradient(self, rows: slice, W: np.ndarray, XW: np.ndarray) -> np.ndarray:
+        """∇ of the expansion with descriptor weights W at training geometries ``rows``.
+
+        :meth:`KernelExpansion._descriptor_gradient` specialised to training queries
+        (|Π⁻¹x_i| = |x_i|), without energies, with the element-wise work done in place.
+        """
+        s, P, D = self.sigma, self.P, self.D
+        q = self.X[rows][:, self.inv_perms].reshape(-1, D)  # permuted queries (Q·P, D)
+        u = q @ self.X.T
+        e_dot_w = q @ W.T
+        u *= -2.0
+        u += self.X_sq
+        u += np.repeat(self.X_sq[rows], P)[:, None]  # |q - x_j|²
+        np.maximum(u, 0.0, out=u)
+        np.sqrt(u, out=u)
+        u *= SQRT5 / s
+        ex = np.exp(-u)
+        u += 1.0
+        u *= ex  # (1 + u) e^{-u}
+        e_dot_w -= XW
+        e_dot_w *= ex  # e^{-u} (q - x_j)·w_j
+        g = u @ W
+        g += (5.0 / s**2) * (e_dot_w @ self.X)
+        g -= (5.0 / s**2) * e_dot_w.sum(axis=1)[:, None] * q
+        g = g.reshape(-1, P, D)[:, np.arange(P)[:, None], self.tril_perms].sum(axis=1)
+        return (-5.0 / (3.0 * s**2)) * g
+
+    def __matmul__(self, v: np.ndarray) -> np.ndarray:
+        """K v for a vector v of length 3N·M: the forces −J_iᵀ ∇E(x_i) the expansion
+        with weights w_j = J_j v_j predicts at the training geometries."""
+        W = np.einsum("mdk,mk->md", self.J, v.reshape(self.M, self.n3))
+        XW = np.einsum("md,md->m", self.X, W)
+        grad = np.empty((self.M, self.D))
+
+        def work(rows: slice) -> None:
+            grad[rows] = self._gradient(rows, W, XW)
+
+        self._parallel(work, self.query_chunks)
+        return -np.einsum("mdk,md->mk", self.J, grad).reshape(-1)
+
+    def rows(self, geometries: np.ndarray) -> np.ndarray:
+        """Block rows K[S, :] of shape (|S|·3N, 3N·M) for the geometries S.
+
+        The computation of :func:`assemble_kernel` restricted to block column j ∈ S (K is
+        symmetric, so a block column transposed is the block row).
+        """
+        X, J, perms, n3, M, D, P = self.X, self.J, self.tril_perms, self.n3, self.M, self.D, self.P
+        out = np.empty((len(geometries) * n3, self.n))
+        Jt = np.ascontiguousarray(J.transpose(0, 2, 1))  # (M, 3N, D)
+        J_by_atom = np.ascontiguousarray(J.transpose(1, 0, 2)).reshape(D, self.n)
+        JX = np.einsum("md,mdl->ml", X, J)
+        X_sq = np.einsum("md,md->m", X, X)
+        step = max(1, ROW_CHUNK_BYTES // (8 * n3 * (D + 4 * P)))
+
+        def block_row(item: tuple[int, int]) -> None:
+            row, j = item
+            Xp, Jp = X[j][perms], J[j][perms]  # (P, D), (P, D, 3N)
+            Jp_flat = Jp.reshape(P, D * n3)
+            Jp_cols = np.ascontiguousarray(Jp.transpose(1, 0, 2)).reshape(D, P * n3)
+            Jp_Xp = np.einsum("pd,pdl->pl", Xp, Jp)
+            for i0 in range(0, M, step):
+                i1 = min(M, i0 + step)
+                Xi, n_i = X[i0:i1], i1 - i0
+                r2 = X_sq[i0:i1, None] + X_sq[j] - 2.0 * (Xi @ Xp.T)
+                c1, c2 = matern_coefficients(np.sqrt(np.maximum(r2, 0.0)), self.sigma)
+                block = np.matmul(Jt[i0:i1], (c1 @ Jp_flat).reshape(n_i, D, n3))
+                a = (Xp @ J_by_atom[:, i0 * n3 : i1 * n3]).reshape(P, n_i, n3)
+                a = JX[i0:i1, None, :] - a.transpose(1, 0, 2)
+                b = (Xi @ Jp_cols).reshape(n_i, P, n3) - Jp_Xp[None]
+                block -= np.matmul((a * c2[:, :, None]).transpose(0, 2, 1), b)
+                out[row * n3 : (row + 1) * n3, i0 * n3 : i1 * n3] = block.transpose(
+                    2, 0, 1
+                ).reshape(n3, n_i * n3)
+
+        self._parallel(block_row, list(enumerate(geometries)))
+        return out
+
+
+def _cholesky_jittered(A: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of A + εI with the smallest ε = 10^k·mean(diag A), k ≥ −12,
+    that works: K_mm is singular along each geometry's rigid-body motions."""
+    scale = float(np.mean(np.diag(A)))
+    for exponent in range(-12, -3):
+        shifted = A.copy()
+        shifted.flat[:: A.shape[0] + 1] += scale * 10.0**exponent
+        try:
+            return sla.cholesky(shifted, lower=True, overwrite_a=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            continue
+    raise ModelError("Nyström preconditioner: the inducing kernel block is not positive definite")
+
+
+class NystromPreconditioner:
+    """Applies (K_nys + λI)⁻¹, K_nys = K_nm K_mm⁻¹ K_mn, given the block rows K_mn.
+
+    With K_mm = L Lᵀ, B = L⁻¹ K_mn and B Bᵀ + λI = L₂ L₂ᵀ, the Woodbury identity gives
+    (Bᵀ B + λI)⁻¹ = (I − Fᵀ F)/λ with F = L₂⁻¹ B. F overwrites ``rows`` (k × n): no
+    other n-sized matrix is allocated.
+    """
+
+    def __init__(self, rows: np.ndarray, columns: np.ndarray, lam: float) -> None:
+        if lam <= 0:
+            raise ModelError("the iterative solver needs a positive regularisation λ")
+        L = _cholesky_jittered(rows[:, columns])
+        Ft = rows.T  # Fortran-ordered (n, k) view: BLAS works on it in place
+        dtrsm(1.0, L, Ft, side=1, lower=1, trans_a=1, overwrite_b=1)  # Bᵀ = K_nm L⁻ᵀ
+        del L
+        G = dsyrk(1.0, Ft, trans=1, lower=1)  # B Bᵀ (lower triangle)
+        G.flat[:: G.shape[0] + 1] += lam
+        try:
+            L2 = sla.cholesky(G, lower=True, overwrite_a=True, check_finite=False)
+        except np.linalg.LinAlgError as exc:
+            raise ModelError(
+                f"Nyström preconditioner: B Bᵀ + λ'I is not positive definite for λ'={lam:.2g}; "
+                "use a larger regularisation (IterativeOptions.lam_rel)"
+            ) from exc
+        dtrsm(1.0, L2, Ft, side=1, lower=1, trans_a=1, overwrite_b=1)  # Fᵀ = Bᵀ L₂⁻ᵀ
+        self.F = rows
+        self.lam = float(lam)
+
+    def __call__(self, r: np.ndarray) -> np.ndarray:
+        return (r - self.F.T @ (self.F @ r)) / self.lam
+
+
+def inducing_geometries(M: int, m: int, seed: int = 0) -> np.ndarray:
+    """m distinct training geometries drawn uniformly (sorted), reproducibly from ``seed``."""
+    return np.sort(np.random.default_rng(seed).choice(M, size=min(m, M), replace=False))
+
+
+def fingerprint(*arrays: np.ndarray, **scalars: float) -> str:
+    """SHA-256 of the arrays' bytes and shapes and of the named scalars."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    h.update(repr(sorted(scalars.items())).encode())
+    return h.hexdigest()
+
+
+def kernel_scale(J: np.ndarray, sigma: float) -> float:
+    """Mean diagonal of the unsymmetrised kernel, 5/(3σ²)·mean ‖∂x/∂r_c‖²: the scale λ'
+    is relative to (cheap, and independent of the inducing geometries)."""
+    return 5.0 / (3.0 * sigma**2) * float(np.einsum("mdk,mdk->", J, J)) / (J.shape[0] * J.shape[2])
+
+
+def solve_iterative(
+    X: np.ndarray,
+    J: np.ndarray,
+    tril_perms: np.ndarray,
+    sigma: float,
+    y: np.ndarray,
+    lam: float,
+    n_inducing: int,
+    options: IterativeOptions,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Solve (K + λ'I) α = y by Nyström-preconditioned CG; return α and solver statistics.
+
+    The preconditioner is built on first use, so resuming a converged checkpoint costs
+    one kernel product only.
+    """
+    op = KernelOperator(X, J, tril_perms, sigma)
+    inducing = inducing_geometries(op.M, n_inducing, options.seed)
+    lam_cg = max(lam, options.lam_rel * kernel_scale(J, sigma))
+    build_s = 0.0
+    precond: NystromPreconditioner | None = None
+
+    def apply_precond(r: np.ndarray) -> np.ndarray:
+        nonlocal precond, build_s
+        if precond is None:
+            t0 = time.perf_counter()
+            columns = (inducing[:, None] * op.n3 + np.arange(op.n3)).ravel()
+            precond = NystromPreconditioner(op.rows(inducing), columns, lam_cg)
+            build_s = time.perf_counter() - t0
+            log.info(
+                "Nyström preconditioner with %d inducing geometries in %.1f s; CG with λ'=%.3g",
+                len(inducing),
+                build_s,
+                lam_cg,
+            )
+        return precond(r)
+
+    checkpoint = None
+    if options.checkpoint_dir is not None:
+        key = fingerprint(X, y, tril_perms, inducing, sigma=sigma, lam=lam_cg)
+        path = Path(options.checkpoint_dir) / f"cg_{key[:20]}.npz"
+        checkpoint = Checkpoint(path, key, options.checkpoint_every_s)
+    t0 = time.perf_counter()
+    result = conjugate_gradient(
+        lambda v: op @ v + lam_cg * v,
+        y,
+        apply_precond,
+        tol=options.tol,
+        max_iter=options.max_iter,
+        checkpoint=checkpoint,
+    )
+    info = {
+        "lam_cg": lam_cg,
+        "n_inducing": len(inducing),
+        "iterations": result.iterations,
+        "residual": result.residual,
+        "converged": result.converged,
+        "preconditioner_s": build_s,
+        "cg_s": time.perf_counter() - t0 - build_s,
+    }
+    return result.x, info

@@ -1,0 +1,352 @@
+"""MD stability study: monitor, MD driver, collective variables, MSAD, FES, workflow steps."""
+
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pandas as pd
+import pytest
+from ase import Atoms, units
+from ase.build import molecule
+from ase.calculators.calculator import Calculator, all_changes
+from conftest import morse_energy_forces
+
+from deltagdml.calculator import GDMLCalculator
+from deltagdml.composite import DeltaModel, FragmentTerm
+from deltagdml.dynamics import DEFAULTS, dynamics_settings
+from deltagdml.dynamics.collective import (
+    centroid_distance,
+    com_distance,
+    guest_orientations,
+    min_distance,
+    msad,
+    pincer_groups,
+)
+from deltagdml.dynamics.fes import free_energy_surface, kt_kcal_mol
+from deltagdml.dynamics.run import StabilityCriteria, StabilityMonitor, run_md
+from deltagdml.dynamics.steps import analyse, load_run, save_run, summarise
+from deltagdml.errors import ConfigError
+from deltagdml.model import GDMLModel
+
+C60_XYZ = Path("/work/shared/structures/c60_buckycatcher.xyz")
+
+
+class Push(Calculator):
+    """Two atoms pushed apart by a constant force f (eV/Å); NaN forces from call ``nan_at``."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, f: float = 0.0, nan_at: int | None = None) -> None:
+        super().__init__()
+        self.f, self.nan_at, self.calls = f, nan_at, 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        d = self.atoms.positions[1] - self.atoms.positions[0]
+        u = d / np.linalg.norm(d)
+        forces = np.zeros((len(self.atoms), 3))
+        forces[0], forces[1] = -self.f * u, self.f * u
+        if self.nan_at is not None and self.calls >= self.nan_at:
+            forces[:] = np.nan
+        self.calls += 1
+        self.results = {"energy": -self.f * np.linalg.norm(d), "forces": forces}
+
+
+def water_dimer() -> tuple[Atoms, list[np.ndarray]]:
+    a, b = molecule("H2O"), molecule("H2O")
+    b.translate([0.0, 0.0, 3.0])
+    return a + b, [np.arange(3), np.arange(3, 6)]
+
+
+# --- stability monitor ----------------------------------------------------------------
+
+
+def test_monitor_flags_each_criterion():
+    atoms, frags = water_dimer()
+    mon = StabilityMonitor(atoms, frags, StabilityCriteria(), energy_kcal_mol=-10.0)
+    pos, F = atoms.positions.copy(), np.zeros((6, 3))
+    assert mon.check(pos, -10.0, F) is None
+    assert {tuple(b) for b in mon.bonds} == {(0, 1), (0, 2), (3, 4), (3, 5)}  # no O–H…O
+
+    stretched = pos.copy()
+    stretched[4] = pos[3] + 1.49 * (pos[4] - pos[3])
+    assert mon.check(stretched, -10.0, F) is None
+    stretched[4] = pos[3] + 1.51 * (pos[4] - pos[3])
+    assert mon.check(stretched, -10.0, F).startswith("bond stretch: bond 3–4 at 1.51×")
+
+    apart = pos.copy()
+    apart[3:] += [0.0, 0.0, 5.1]
+    assert mon.check(apart, -10.0, F).startswith("dissociation")
+    apart[3:] -= [0.0, 0.0, 0.2]
+    assert mon.check(apart, -10.0, F) is None
+
+    clash = pos.copy()
+    clash[3:] += pos[1] + [0.3, 0.0, 0.0] - pos[5]  # rigid shift of the second water
+    assert mon.check(clash, -10.0, F).startswith("atom clash: atoms 1–5")
+    assert mon.check(pos, -10.0 + 6 * 5.1, F).startswith("energy change")
+    big = F.copy()
+    big[2] = [0.0, 400.0, 400.0]
+    assert mon.check(pos, -10.0, big).startswith("force: 566")
+    assert mon.check(pos, float("nan"), F).startswith("NaN")
+
+
+def test_run_stops_at_dissociation_when_predicted():
+    # Atoms 0 and 1 are pushed apart along z; atom 2 (fragment 0, no force) stays put. With
+    # friction 0 and T ≈ 0 (1e-15 K) velocity Verlet is exact for a constant force: each atom
+    # moves by ½ (f/m) t², so the first saved frame past start + margin is known in advance.
+    atoms = Atoms("He3", positions=[[0, 0, 0], [0, 0, 3.0], [5.0, 0, 0]])
+    frags = [np.array([0, 2]), np.array([1])]
+    f, dt, stride, margin = 0.05, 1.0, 5, 2.0
+    res = run_md(
+        atoms,
+        Push(f),
+        frags,
+        1e-15,
+        dt,
+        5000,
+        stride,
+        0.0,
+        0,
+        StabilityCriteria(com_margin_A=margin),
+    )
+    shift = 0.5 * f / atoms.get_masses()[0] * (np.arange(0, 5001, stride) * dt * units.fs) ** 2
+    R = np.repeat(atoms.positions[None], len(shift), axis=0)
+    R[:, 0, 2] -= shift
+    R[:, 1, 2] += shift
+    com = com_distance(R, atoms.get_masses(), frags)
+    first = int(np.argmax(com > com[0] + margin))
+    assert not res.stable and res.reason.startswith("dissociation")
+    assert res.steps_done == first * stride
+    assert res.failure_time_ps == pytest.approx(first * stride * dt / 1000)
+    np.testing.assert_allclose(res.R, R[: first + 1], atol=1e-6)
+
+
+def test_run_stops_cleanly_on_nan_and_records_it(tmp_path):
+    atoms, frags = water_dimer()
+    res = run_md(
+        atoms, Push(0.0, nan_at=12), frags, 100.0, 0.5, 1000, 5, 0.01, 1, StabilityCriteria()
+    )
+    # forces are NaN from step 12 on (one calculation per step), so positions from step 13;
+    # the run stops at the next saved frame, step 15
+    assert res.reason.startswith("NaN") and res.steps_done == 15
+    assert res.failure_time_ps == pytest.approx(15 * 0.5 / 1000)
+    assert len(res.R) == 4 and np.isfinite(res.R[:3]).all() and np.isnan(res.R[3]).all()
+    save_run(res, tmp_path / "run.npz", "full", 100.0, 1000, 7)
+    run = load_run(tmp_path / "run.npz")
+    assert run["reason"] == res.reason and run["steps_done"] == 15 and run["n_steps"] == 1000
+    assert run["model"] == "full" and run["start_index"] == 7
+
+
+# --- collective variables ---------------------------------------------------------------
+
+
+def test_com_min_and_centroid_distances_on_hand_made_geometry():
+    R = np.array([[[0, 0, 0], [2, 0, 0], [0, 0, 5], [0, 0, 7]]], dtype=float)
+    masses = np.array([1.0, 3.0, 1.0, 1.0])
+    frags = [np.array([0, 1]), np.array([2, 3])]
+    # COMs (1.5, 0, 0) and (0, 0, 6)
+    assert com_distance(R, masses, frags)[0] == pytest.approx(np.hypot(1.5, 6.0))
+    assert min_distance(R, frags[0], frags[1])[0] == pytest.approx(5.0)
+    assert centroid_distance(R, frags[0], frags[1])[0] == pytest.approx(np.hypot(1.0, 6.0))
+
+
+def test_pincer_opening_of_a_hand_made_clamp():
+    # two carbon "jaws" at x = ±3 (plus hydrogens, ignored) joined by a 2-carbon hinge
+    jaw = np.array([[0.0, 0.0, 0.0], [0.0, 1.4, 0.0], [0.0, 0.7, 1.2], [0.0, 0.7, -1.2]])
+    pos = np.vstack([jaw + [-3, 0, 0], jaw + [3, 0, 0], [[-0.7, -2, 0], [0.7, -2, 0]], [[9, 9, 9]]])
+    z = np.array([6] * 10 + [1])
+    a, b = pincer_groups(pos, z, np.arange(11))
+    assert sorted(map(sorted, (a.tolist(), b.tolist()))) == [[0, 1, 2, 3, 8], [4, 5, 6, 7, 9]]
+    opened = pos.copy()
+    opened[4:8, 0] += 1.0
+    # jaw centroids at x = ±(4·3 + 0.7)/5 = ±2.54 Å; opening one jaw by 1 Å moves it 0.8 Å
+    assert centroid_distance(pos[None], a, b)[0] == pytest.approx(5.08)
+    assert centroid_distance(opened[None], a, b)[0] == pytest.approx(5.88)
+
+
+@pytest.mark.skipif(not C60_XYZ.is_file(), reason="buckycatcher structure not available")
+def test_pincer_halves_of_the_buckycatcher():
+    atoms = ase.io.read(C60_XYZ)
+    host = np.arange(60, 148)
+    a, b = pincer_groups(atoms.positions, atoms.numbers, host)
+    assert len(a) == len(b) == 30 and (atoms.numbers[np.r_[a, b]] == 6).all()
+    r_p = centroid_distance(atoms.positions[None], a, b)[0]
+    c60 = atoms.positions[:60].mean(axis=0)
+    ca, cb = atoms.positions[a].mean(axis=0), atoms.positions[b].mean(axis=0)
+    # the C60 sits in the clamp, its centre equally far (≈ 6.3 Å) from both jaw centroids,
+    # which lie at an angle: R_p ≈ 7.9 Å in the Grimme geometry
+    assert np.linalg.norm(c60 - ca) == pytest.approx(6.28, abs=0.05)
+    assert np.linalg.norm(c60 - cb) == pytest.approx(6.28, abs=0.05)
+    assert r_p == pytest.approx(7.94, abs=0.05)
+
+
+def rotation(axis: np.ndarray, angle: float) -> np.ndarray:
+    axis = axis / np.linalg.norm(axis)
+    K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
+
+
+def test_msad_of_rigid_rotation_is_omega_tau_squared():
+    rng = np.random.default_rng(0)
+    guest0 = rng.normal(size=(5, 3))
+    host0 = rng.normal(size=(7, 3)) + [6.0, 0.0, 0.0]
+    omega = 0.07  # rad per frame about the guest's own axis
+    tumble = 0.05  # the whole complex also tumbles about another axis
+    frames = []
+    for t in range(40):
+        g = (guest0 - guest0.mean(0)) @ rotation(np.array([0.3, 1, 0.2]), omega * t).T
+        x = np.vstack([g + guest0.mean(0), host0]) @ rotation(np.array([1, 0, 1]), tumble * t).T
+        frames.append(x)
+    R = np.array(frames)
+    U = guest_orientations(R, np.arange(5), np.arange(5, 12))
+    m = msad(U, 30)
+    np.testing.assert_allclose(m, (omega * np.arange(31)) ** 2, atol=1e-10)
+    # without the host's frame the tumbling adds to the guest's rotation
+    lab = msad(guest_orientations(R, np.arange(5), np.arange(0)), 30)
+    assert lab[10] > m[10] * 1.2
+
+
+# --- free-energy surface ----------------------------------------------------------------
+
+
+def test_fes_recovers_minus_kt_ln_p_of_a_gaussian():
+    rng = np.random.default_rng(1)
+    sx, sy, T = 0.3, 0.6, 300.0
+    x, y = rng.normal(0, sx, 1_000_000), rng.normal(0, sy, 1_000_000)
+    bins = 41
+    F = free_energy_surface(x, y, T, bins, ((-3 * sx, 3 * sx), (-3 * sy, 3 * sy)))
+    cx = np.linspace(-3 * sx, 3 * sx, bins + 1)
+    cx, cy = (cx[1:] + cx[:-1]) / 2, (cx[1:] + cx[:-1]) / 2 * sy / sx
+    expected = kt_kcal_mol(T) * (cx[:, None] ** 2 / (2 * sx**2) + cy[None] ** 2 / (2 * sy**2))
+    inner = (np.abs(cx[:, None]) < sx) & (np.abs(cy[None]) < sy)
+    assert np.nanmin(F) == 0.0
+    np.testing.assert_allclose(F[inner], expected[inner], atol=0.1 * kt_kcal_mol(T))
+    assert kt_kcal_mol(300.0) == pytest.approx(0.596, abs=1e-3)
+
+
+# --- settings ---------------------------------------------------------------------------
+
+
+def test_settings_defaults_presets_and_overrides():
+    config = {
+        "systems": {
+            "wb": {"preset": "water_benzene", "dynamics": {"temperatures_K": [50]}},
+            "c60": {"preset": "c60_buckycatcher"},
+        },
+        "dynamics": {"duration_ps": 1.0, "analysis": {"cv2": {"kind": "atoms", "atoms": [0, 1]}}},
+    }
+    wb, c60 = dynamics_settings(config, "wb"), dynamics_settings(config, "c60")
+    assert wb["temperatures_K"] == [50] and wb["duration_ps"] == 1.0
+    assert wb["analysis"]["cv2"]["kind"] == "atoms" and c60["analysis"]["cv2"]["kind"] == "pincer"
+    assert c60["temperatures_K"] == DEFAULTS["temperatures_K"]
+    assert dynamics_settings({"systems": {"wb": {"preset": "water_benzene"}}}, "wb") == DEFAULTS
+    for bad in ({"models": ["full", "gap"]}, {"duration_ps": 0.001}, {"temperatures_K": []}):
+        with pytest.raises(ConfigError):
+            dynamics_settings({"systems": config["systems"], "dynamics": bad}, "c60")
+
+
+# --- a real run with small trained models ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def methane_dimer_models():
+    """Full and Δ models of a Morse 'methane dimer', trained on 40 perturbed geometries."""
+    a, b = molecule("CH4"), molecule("CH4")
+    b.translate([0.0, 0.0, 3.6])
+    atoms = a + b
+    frags = [np.arange(5), np.arange(5, 10)]
+    rng = np.random.default_rng(0)
+    R = atoms.positions[None] + rng.normal(size=(40, 10, 3)) * 0.06
+    E, F = morse_energy_forces(R, atoms.positions)
+    parts = [morse_energy_forces(R[:, f], atoms.positions[f]) for f in frags]
+    full = GDMLModel(sigma=10.0, perms="none").fit(R, atoms.numbers, F, E)
+    terms = [
+        FragmentTerm(f, GDMLModel(sigma=5.0, perms="none").fit(R[:, f], atoms.numbers[f], *p[::-1]))
+        for f, p in zip(frags, parts, strict=True)
+    ]
+    Fb = F.copy()
+    for f, (_, Fk) in zip(frags, parts, strict=True):
+        Fb[:, f] -= Fk
+    binding = GDMLModel(sigma=10.0, perms="none").fit(
+        R, atoms.numbers, Fb, E - parts[0][0] - parts[1][0]
+    )
+    return atoms, frags, {"full": full, "delta": DeltaModel(atoms.numbers, terms, binding)}
+
+
+def test_trained_models_run_stably_and_deterministically(methane_dimer_models, tmp_path):
+    atoms, frags, models = methane_dimer_models
+    runs = {}
+    for label, model in models.items():
+        res = run_md(
+            atoms, GDMLCalculator(model), frags, 50.0, 0.5, 60, 10, 0.01, 3, StabilityCriteria()
+        )
+        assert res.stable and res.steps_done == 60 and res.R.shape == (7, 10, 3)
+        assert np.isfinite(res.energy_kcal_mol).all() and res.steps_per_s > 0
+        runs[label] = res
+    again = run_md(
+        atoms,
+        GDMLCalculator(models["full"]),
+        frags,
+        50.0,
+        0.5,
+        60,
+        10,
+        0.01,
+        3,
+        StabilityCriteria(),
+    )
+    np.testing.assert_array_equal(again.R, runs["full"].R)
+    other = run_md(
+        atoms,
+        GDMLCalculator(models["full"]),
+        frags,
+        50.0,
+        0.5,
+        60,
+        10,
+        0.01,
+        4,
+        StabilityCriteria(),
+    )
+    assert np.abs(other.R[-1] - runs["full"].R[-1]).max() > 1e-4
+    # both models describe the same potential closely: same starting forces
+    f_full = models["full"].predict(atoms.positions[None])[1]
+    f_delta = models["delta"].predict(atoms.positions[None])[1]
+    assert np.abs(f_full - f_delta).max() < 2.0
+
+
+def test_analyse_and_summarise_write_tables_and_figures(
+    methane_dimer_models, tmp_path, monkeypatch
+):
+    atoms, frags, models = methane_dimer_models
+    monkeypatch.chdir(tmp_path)
+    ase.io.write("dimer.xyz", atoms)
+    config = {
+        "systems": {"dimer": {"structure": "dimer.xyz", "fragments": [f.tolist() for f in frags]}},
+        "dynamics": {"analysis": {"equilibration_ps": 0.0, "fes_bins": 8}},
+    }
+    paths = []
+    for label, model in models.items():
+        for T in (10.0, 50.0):
+            calc = Push(0.0, nan_at=20) if (label, T) == ("full", 50.0) else GDMLCalculator(model)
+            res = run_md(atoms, calc, frags, T, 0.5, 80, 4, 0.01, 0, StabilityCriteria())
+            paths.append(f"{label}_{T:g}K.npz")
+            save_run(res, paths[-1], label, T, 80, 0)
+    out = {k: f"{k}.{ext}" for k, ext in (("stability", "csv"), ("msad", "csv"), ("fes", "npz"))}
+    out.update({f"{k}_{e}": f"{k}.{e}" for k in ("fes", "msad") for e in ("png", "pdf")})
+    analyse(config, "dimer", paths, out)
+    table = pd.read_csv("stability.csv", keep_default_na=False)
+    assert len(table) == 4
+    bad = table[table["status"] == "unstable"]
+    assert bad[["model", "temperature_K"]].values.tolist() == [["full", 50.0]]
+    assert float(bad["failure_time_ps"].iloc[0]) == pytest.approx(0.01)  # step 20
+    curves = pd.read_csv("msad.csv")
+    assert set(curves["model"]) == {"full", "delta"} and (curves["msad_rad2"] >= 0).all()
+    fes = np.load("fes.npz")
+    assert fes["F_kcal_mol"].shape == (4, 8, 8) and np.nanmin(fes["F_kcal_mol"][0]) == 0.0
+    summary = {k: f"sum.{k}" for k in ("csv", "md", "png", "pdf")} | {"speed": "speed.csv"}
+    summarise(["stability.csv"], summary)
+    md = Path("sum.md").read_text()
+    assert "| dimer | full | stable" in md and "**0.010 ps**: NaN" in md
+    for path in [*out.values(), *summary.values()]:
+        assert Path(path).stat().st_size > 0

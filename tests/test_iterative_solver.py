@@ -1,0 +1,179 @@
+"""Low-memory solver: kernel products, Nyström preconditioner, CG checkpoints, selection."""
+
+import numpy as np
+import pytest
+
+from deltagdml.cg import Checkpoint, conjugate_gradient
+from deltagdml.config import TRAINING_DEFAULTS
+from deltagdml.descriptor import dense_jacobian, descriptor_and_jacobian
+from deltagdml.errors import ModelError
+from deltagdml.iterative import (
+    IterativeOptions,
+    KernelOperator,
+    NystromPreconditioner,
+    fingerprint,
+    inducing_geometries,
+)
+from deltagdml.kernel import assemble_kernel
+from deltagdml.metrics import mae
+from deltagdml.model import GDMLModel
+from deltagdml.selection import select_sigma
+from deltagdml.solvers import choose_solver, estimate_memory, training_mem_mb
+from deltagdml.symmetry import descriptor_permutation, find_permutations
+
+
+@pytest.fixture
+def kernel_case(methane):
+    R, _, _ = methane.sample(12)
+    perms = find_permutations(R, methane.z)
+    tril_perms = np.array([descriptor_permutation(p) for p in perms])
+    X, G = descriptor_and_jacobian(R)
+    J = dense_jacobian(G)
+    K = assemble_kernel(X, J, tril_perms, 2.0, upper_only=False)
+    return KernelOperator(X, J, tril_perms, 2.0, n_workers=2), K
+
+
+def random_spd(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    return (Q * np.logspace(0, 3, n)) @ Q.T
+
+
+def test_kernel_products_and_rows_equal_assembled_matrix(kernel_case):
+    op, K = kernel_case
+    v = np.random.default_rng(0).normal(size=op.n)
+    for workers in (1, 2):  # one and several query geometries per chunk
+        op_w = KernelOperator(op.X, op.J, op.tril_perms, op.sigma, n_workers=workers)
+        assert len(op_w.query_chunks) == {1: 4, 2: 12}[workers]
+        np.testing.assert_allclose(op_w @ v, K @ v, rtol=1e-10, atol=1e-12 * np.abs(K @ v).max())
+    S = np.array([1, 4, 11])
+    rows = (S[:, None] * op.n3 + np.arange(op.n3)).ravel()
+    np.testing.assert_allclose(op.rows(S), K[rows], atol=1e-13 * np.abs(K).max())
+
+
+def test_nystrom_preconditioner_is_woodbury_inverse(kernel_case):
+    op, K = kernel_case
+    lam = 1e-6 * np.mean(np.diag(K))
+    # With every geometry inducing, K_nys = K and the preconditioner is (K + λI)⁻¹.
+    S = inducing_geometries(op.M, op.M)
+    precond = NystromPreconditioner(op.rows(S), np.arange(op.n), lam)
+    v = np.random.default_rng(1).normal(size=op.n)
+    exact = np.linalg.solve(K + lam * np.eye(op.n), v)
+    np.testing.assert_allclose(precond(v), exact, rtol=1e-5, atol=1e-6 * np.abs(exact).max())
+
+
+def test_cg_reaches_tolerance_with_true_residual():
+    A = random_spd(60)
+    b = np.random.default_rng(2).normal(size=60)
+    res = conjugate_gradient(lambda v: A @ v, b, lambda r: r, tol=1e-8)
+    assert res.converged
+    assert np.linalg.norm(b - A @ res.x) <= 1e-8 * np.linalg.norm(b)
+    assert res.residual <= 1e-8
+
+
+def test_cg_resumes_from_checkpoint_exactly(tmp_path):
+    A = random_spd(80, seed=3)
+    b = np.random.default_rng(4).normal(size=80)
+    diag = np.diag(A).copy()
+    precond = lambda r: r / diag  # noqa: E731
+    full = conjugate_gradient(lambda v: A @ v, b, precond, tol=1e-10)
+    ckpt = Checkpoint(tmp_path / "cg.npz", "system-a", every_s=0.0)
+    part = conjugate_gradient(lambda v: A @ v, b, precond, tol=1e-10, max_iter=15, checkpoint=ckpt)
+    assert not part.converged and part.iterations == 15
+    resumed = conjugate_gradient(lambda v: A @ v, b, precond, tol=1e-10, checkpoint=ckpt)
+    assert resumed.iterations == full.iterations
+    np.testing.assert_allclose(resumed.x, full.x, rtol=1e-8, atol=1e-12)
+    # A checkpoint of another system is ignored: CG starts from zero.
+    other = Checkpoint(tmp_path / "cg.npz", "system-b", every_s=1e9)
+    assert other.load() is None
+    fresh = conjugate_gradient(lambda v: A @ v, b, precond, tol=1e-10, checkpoint=other)
+    assert fresh.iterations == full.iterations
+
+
+def test_corrupt_checkpoint_is_ignored(tmp_path):
+    path = tmp_path / "cg.npz"
+    path.write_bytes(b"not a zip file")
+    assert Checkpoint(path, "x").load() is None
+
+
+def test_fingerprint_depends_on_inputs():
+    X = np.arange(6.0).reshape(2, 3)
+    assert fingerprint(X, sigma=1.0) == fingerprint(X.copy(), sigma=1.0)
+    assert fingerprint(X, sigma=1.0) != fingerprint(X, sigma=2.0)
+    assert fingerprint(X, sigma=1.0) != fingerprint(X + 1e-12, sigma=1.0)
+
+
+@pytest.mark.parametrize("n_inducing", [4, 20])
+def test_iterative_test_errors_within_2_percent_of_analytic(methane, n_inducing):
+    R, E, F = methane.sample(80)
+    R_test, E_test, F_test = methane.sample(300)
+    errors = {}
+    for solver in ("analytic", "iterative"):
+        model = GDMLModel(
+            sigma=2.0, solver=solver, iterative=IterativeOptions(n_inducing=n_inducing)
+        ).fit(R, methane.z, F, E)
+        assert model.solver_ == solver
+        E_pred, F_pred = model.predict(R_test)
+        errors[solver] = (mae(F_pred, F_test), mae(E_pred, E_test))
+    info = model.solver_info_
+    assert info["converged"] and info["residual"] <= 1e-4
+    assert info["n_inducing"] == n_inducing
+    for analytic, iterative in zip(errors["analytic"], errors["iterative"], strict=True):
+        assert abs(iterative - analytic) <= 0.02 * analytic
+
+
+def test_training_resumes_from_checkpoint_dir(methane, tmp_path):
+    R, E, F = methane.sample(40)
+    options = IterativeOptions(n_inducing=4, checkpoint_dir=str(tmp_path), checkpoint_every_s=0.0)
+    first = GDMLModel(sigma=2.0, solver="iterative", iterative=options).fit(R, methane.z, F, E)
+    assert len(list(tmp_path.glob("cg_*.npz"))) == 1
+    again = GDMLModel(sigma=2.0, solver="iterative", iterative=options).fit(R, methane.z, F, E)
+    assert again.solver_info_["iterations"] == first.solver_info_["iterations"]
+    np.testing.assert_allclose(again.alpha_, first.alpha_)
+    GDMLModel(sigma=3.0, solver="iterative", iterative=options).fit(R, methane.z, F, E)
+    assert len(list(tmp_path.glob("cg_*.npz"))) == 2  # one file per linear system
+
+
+def test_auto_solver_follows_memory_limit(methane):
+    R, E, F = methane.sample(30)
+    n = 30 * 15
+    assert estimate_memory(30, 5, 24, "analytic") >= 8 * n * n
+    tiny = estimate_memory(30, 5, 24, "analytic") / 2**30 * 0.99
+    assert choose_solver("auto", 30, 5, 24, 16.0) == "analytic"
+    assert choose_solver("auto", 30, 5, 24, tiny) == "iterative"
+    assert choose_solver("analytic", 30, 5, 24, tiny) == "analytic"
+    model = GDMLModel(sigma=2.0, max_memory_gb=tiny).fit(R, methane.z, F, E)
+    assert model.solver_ == "iterative"
+    with pytest.raises(ModelError, match="solver must be"):
+        choose_solver("cholesky", 30, 5, 24, 16.0)
+
+
+def test_paper_sizes_choose_iterative_within_16_gb():
+    # Benzene dimer at M = 1000: a 41 GB kernel matrix does not fit; the iterative
+    # solver's estimate does, and the Snakemake memory request follows it.
+    assert choose_solver("auto", 1000, 24, 288, 16) == "iterative"
+    assert estimate_memory(1000, 24, 288, "analytic") > 41e9
+    mem_mb = training_mem_mb(1000, 24, 288, 16)
+    assert 1000 < mem_mb <= 16 * 1024
+    assert training_mem_mb(100, 5, 24, 16) == pytest.approx(
+        estimate_memory(100, 5, 24, "analytic") / 2**20, abs=1
+    )
+    assert TRAINING_DEFAULTS["solver"] == "auto" and TRAINING_DEFAULTS["max_memory_gb"] == 16
+
+
+def test_sigma_search_with_iterative_solver(methane):
+    R, E, F = methane.sample(40)
+    Rv, Ev, Fv = methane.sample(30)
+    best, scores = select_sigma(
+        R,
+        methane.z,
+        F,
+        E,
+        Rv,
+        Fv,
+        Ev,
+        sigmas=[1.0, 2.0],
+        solver="iterative",
+        iterative=IterativeOptions(n_inducing=4),
+    )
+    assert best.solver_ == "iterative" and len(scores) == 2
