@@ -19,6 +19,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:
@@ -26,3 +27,4 @@ rule all:
     input:
         rules.summarise.output,
         all_datasets(),
+        analysis_targets(),

@@ -89,6 +89,14 @@ def test_figures_logs_and_benchmarks_exist(tiny_run):
         for ext in ("png", "pdf"):
             assert (results / "summary" / f"{name}.{ext}").stat().st_size > 5000
     assert "| water_benzene |" in (results / "summary" / "summary.md").read_text()
+    for name in ("binding_stats.csv", "learning_curves.csv", "fig5_binding_stats.png"):
+        assert (results / "analysis" / name).stat().st_size > 100
+    for name in (
+        "descriptor_variance.csv",
+        "fig3_descriptor_variance.png",
+        "fig1_force_decomposition.png",
+    ):
+        assert (results / "water_benzene" / "analysis" / name).stat().st_size > 100
     assert list((results / "logs").rglob("train_full.log"))
     assert list((results / "benchmarks").rglob("train_full.tsv"))
 

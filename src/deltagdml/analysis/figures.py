@@ -20,6 +20,7 @@ ENTRY_COLORS = {"first": "#1f77b4", "second": "#2ca02c", "inter": "#d62728"}
 DESCRIPTOR_TITLES = {"inverse_distance": "inverse distance 1/r", "coulomb": "Coulomb matrix"}
 UNIT_TEX = {"inverse_distance": ("Å$^{-1}$", "Å$^{-2}$"), "coulomb": ("$E_h$", "$E_h^2$")}
 FORCE_COLORS = {"F": "#222222", "F0": COLORS["delta"], "Fb": "#d62728"}
+FRAGMENT_COLORS = ("#7f7f7f", "#9467bd", "#8c564b", "#e377c2", "#bcbd22")
 #: Length (Å) of the longest force arrow drawn in Fig. 1.
 ARROW_MAX_ANG = 1.6
 
@@ -145,13 +146,14 @@ def plot_binding_stats(values: dict[str, dict[str, np.ndarray]], png: str, pdf: 
     """Fig. 5: box plots of binding energies and binding-force magnitudes per system."""
     systems = list(values)
     ylabels = {
-        "binding_energy": "binding energy $E - \\sum_k E_k$ (kcal/mol)",
+        "binding_energy": "binding energy $E - \\Sigma_k E_k$ (kcal/mol)",
         "binding_force_magnitude": "$|F_b|$ per atom (kcal/mol/Å)",
     }
-    fig, axes = plt.subplots(1, 2, figsize=(1.3 * len(systems) + 3.6, 2.9), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(1.3 * len(systems) + 3.6, 3.2), layout="constrained")
     for ax, quantity in zip(axes, QUANTITIES, strict=True):
+        data = [values[s][quantity] for s in systems]
         ax.boxplot(
-            [values[s][quantity] for s in systems],
+            data,
             whis=(0, 100),
             showmeans=True,
             meanline=True,
@@ -163,18 +165,30 @@ def plot_binding_stats(values: dict[str, dict[str, np.ndarray]], png: str, pdf: 
             medianprops={"color": "black", "ls": "-", "lw": 1.2},
             meanprops={"color": "#d62728", "ls": "--", "lw": 1.2},
         )
+        for i, v in enumerate(data, start=1):
+            ax.annotate(
+                _signed(float(np.median(v))),
+                (i + 0.3, float(np.median(v))),
+                fontsize=6,
+                va="center",
+            )
         ax.set_xticks(
             np.arange(1, len(systems) + 1), [_title(s) for s in systems], rotation=20, ha="right"
         )
+        ax.set_xlim(0.5, len(systems) + 0.8)
         ax.set_ylabel(ylabels[quantity])
     axes[0].axhline(0.0, color="0.7", lw=0.6, zorder=0)
-    axes[1].legend(
+    if all(v["binding_force_magnitude"].min() > 0 for v in values.values()):
+        axes[1].set_yscale("log")  # magnitudes of neutral and ionic complexes span decades
+    fig.legend(
         handles=[
-            Line2D([], [], color="black", ls="-", label="median"),
+            Line2D([], [], color="black", ls="-", label="median (value at the box)"),
             Line2D([], [], color="#d62728", ls="--", label="mean"),
             Patch(fc="#c6dbef", ec=COLORS["delta"], label="interquartile range"),
             Line2D([], [], color=COLORS["delta"], label="whiskers: min, max"),
         ],
+        loc="outside lower center",
+        ncol=4,
         frameon=False,
         fontsize=7,
     )
@@ -187,7 +201,7 @@ def _atom_radius(z: int) -> float:
 
 
 def _draw_complex(ax, R: np.ndarray, z: np.ndarray, fragments: list[np.ndarray]) -> None:
-    """Atoms as circles coloured by element (far ones first) and dashed fragment outlines."""
+    """Atoms as circles coloured by element (far ones first), dashed fragment outlines."""
     for i in np.argsort(R[:, 2]):
         ax.add_patch(
             Circle(R[i, :2], _atom_radius(z[i]), fc=jmol_colors[z[i]], ec="black", lw=0.5, zorder=2)
@@ -197,18 +211,11 @@ def _draw_complex(ax, R: np.ndarray, z: np.ndarray, fragments: list[np.ndarray])
     for k, idx in enumerate(fragments):
         pad = np.concatenate([R[i, :2] + (_atom_radius(z[i]) + 0.25) * ring for i in idx])
         hull = pad[ConvexHull(pad).vertices]
-        ax.add_patch(Polygon(hull, fill=False, ls="--", lw=0.7, ec="0.45", zorder=1))
-        left = hull[np.argmin(hull[:, 0])]
-        ax.annotate(
-            f"frag. {k}",
-            left,
-            xytext=(-2, 0),
-            textcoords="offset points",
-            fontsize=7,
-            ha="right",
-            va="center",
-            color="0.3",
-        )
+        ax.add_patch(Polygon(hull, fill=False, ls="--", lw=0.8, ec=_fragment_color(k), zorder=1))
+
+
+def _fragment_color(k: int) -> str:
+    return FRAGMENT_COLORS[k % len(FRAGMENT_COLORS)]
 
 
 def plot_force_decomposition(
@@ -232,7 +239,7 @@ def plot_force_decomposition(
         "F0": "isolated fragments $F_0$",
         "Fb": f"binding forces $F_b$ × {k:g}",
     }
-    fig, axes = plt.subplots(1, 3, figsize=(7.2, 3.0), constrained_layout=True, sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(7.6, 3.1), constrained_layout=True, sharey=True)
     lo = R[:, :2].min(axis=0) - ARROW_MAX_ANG - 0.6
     hi = R[:, :2].max(axis=0) + ARROW_MAX_ANG + 0.6
     for ax, (key, vec) in zip(axes, shown.items(), strict=True):
@@ -252,11 +259,12 @@ def plot_force_decomposition(
         key_value = ref / k if key == "Fb" else ref
         ax.quiverkey(
             q,
-            0.72,
-            0.04,
+            0.13,
+            0.95,
             scale * ref,
             f"{key_value:.3g} kcal/mol/Å",
-            labelpos="N",
+            labelpos="E",
+            coordinates="axes",
             fontproperties={"size": 7},
         )
         ax.set_xlim(lo[0], hi[0])
@@ -266,23 +274,22 @@ def plot_force_decomposition(
         ax.set_xlabel("x (Å)")
     axes[0].set_ylabel("y (Å)")
     elements = sorted(set(z.tolist()))
+    handles = [
+        Line2D(
+            [], [], marker="o", ls="", mfc=jmol_colors[e], mec="black", label=chemical_symbols[e]
+        )
+        for e in elements
+    ] + [
+        Line2D([], [], ls="--", lw=0.8, color=_fragment_color(k), label=f"frag. {k}")
+        for k in range(len(fragments))
+    ]
     axes[2].legend(
-        handles=[
-            Line2D(
-                [],
-                [],
-                marker="o",
-                ls="",
-                mfc=jmol_colors[e],
-                mec="black",
-                label=chemical_symbols[e],
-            )
-            for e in elements
-        ],
+        handles=handles,
         frameon=False,
         fontsize=7,
-        loc="upper right",
-        handletextpad=0.2,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        handlelength=1.5,
     )
     fig.suptitle(
         f"{_title(system)}: frame {dec.frame} (binding energy {dec.binding_energy:.2f} kcal/mol, "
@@ -294,14 +301,16 @@ def plot_force_decomposition(
 
 
 # -- learning curves ---------------------------------------------------------------------
-def _plain_log_ticks(axis, values: np.ndarray) -> None:
-    """At least three ticks at 1-2-5 (else 1-2-3-5, else 1…9) numbers, in plain notation."""
-    lo, hi = float(np.min(values)) / 1.1, float(np.max(values)) * 1.1
+def _plain_log_ticks(axis, lo: float, hi: float) -> None:
+    """Three to six ticks at round numbers between ``lo`` and ``hi``, in plain notation."""
     decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
     for mantissas in ((1, 2, 5), (1, 2, 3, 5), range(1, 10)):
         ticks = [m * 10.0**k for k in decades for m in mantissas if lo <= m * 10.0**k <= hi]
         if len(ticks) >= 3:
             break
+    if len(ticks) > 6:
+        decade_ticks = [10.0**k for k in decades if lo <= 10.0**k <= hi]
+        ticks = decade_ticks if len(decade_ticks) >= 3 else ticks[::2]
     axis.set_ticks(ticks)
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
@@ -347,8 +356,10 @@ def plot_learning_curves(table: pd.DataFrame, fits: pd.DataFrame, png: str, pdf:
             ax.set_xticks(sorted(sub["n_train"].unique()))
             ax.xaxis.set_major_formatter(ScalarFormatter())
             ax.xaxis.set_minor_formatter(NullFormatter())
-            _plain_log_ticks(ax.yaxis, sub[q].to_numpy())
-            ax.legend(frameon=False, fontsize=6)
+            lo, hi = float(sub[q].min()) / 1.15, float(sub[q].max()) * 3.0  # room for legend
+            ax.set_ylim(lo, hi)
+            _plain_log_ticks(ax.yaxis, lo, hi)
+            ax.legend(frameon=False, fontsize=6, loc="upper right")
             if row == 0:
                 ax.set_title(_title(system), fontsize=9)
             else:
