@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 
 import numpy as np
 import pandas as pd
@@ -111,7 +110,7 @@ def learning_curve(
 
     ``datasets`` holds ``full``, ``binding`` and ``fragment_k`` of every multi-atom fragment;
     ``pretrained`` (same keys) is used for the size equal to the whole train split.
-    ``train_s`` is the σ-search time of the row's models (NaN for pretrained ones).
+    The table holds no wall times, so identical runs give identical files.
     """
     full = datasets["full"]
     test = full.subset(splits["test"])
@@ -119,11 +118,10 @@ def learning_curve(
     rows = []
     for n, idx in nested_subsets(splits["train"], sizes, seed).items():
         reuse = pretrained is not None and n == len(splits["train"])
-        models, seconds = {}, {}
-        for p, ds in datasets.items():
-            t0 = time.perf_counter()
-            models[p] = pretrained[p] if reuse else fit_part(ds, idx, splits["valid"], settings)
-            seconds[p] = float("nan") if reuse else time.perf_counter() - t0
+        models = {
+            p: pretrained[p] if reuse else fit_part(ds, idx, splits["valid"], settings)
+            for p, ds in datasets.items()
+        }
         log.info("n_train=%d: models %s", n, "reused" if reuse else "trained")
         delta = assemble_delta(full.z, fragments, models, constants)
         for label, model, used in (("full", models["full"], ["full"]), ("delta", delta, parts)):
@@ -135,7 +133,6 @@ def learning_curve(
                     **error_summary(E, F, test.E, test.F),
                     "sigma": _sigmas(models, used),
                     "source": "pipeline models" if reuse else "trained",
-                    "train_s": sum(seconds[p] for p in used),
                 }
             )
     return pd.DataFrame(rows)
