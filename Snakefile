@@ -20,6 +20,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/dynamics.smk"
 
 
 rule all:
@@ -28,3 +29,4 @@ rule all:
         rules.summarise.output,
         all_datasets(),
         analysis_targets(),
+        dynamics_targets(),

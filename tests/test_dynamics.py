@@ -23,7 +23,7 @@ from deltagdml.dynamics.collective import (
     pincer_groups,
 )
 from deltagdml.dynamics.fes import free_energy_surface, kt_kcal_mol
-from deltagdml.dynamics.run import StabilityCriteria, StabilityMonitor, run_md
+from deltagdml.dynamics.run import MDCalculator, StabilityCriteria, StabilityMonitor, run_md
 from deltagdml.dynamics.steps import analyse, load_run, save_run, summarise
 from deltagdml.errors import ConfigError
 from deltagdml.model import GDMLModel
@@ -222,6 +222,20 @@ def test_fes_recovers_minus_kt_ln_p_of_a_gaussian():
     assert np.nanmin(F) == 0.0
     np.testing.assert_allclose(F[inner], expected[inner], atol=0.1 * kt_kcal_mol(T))
     assert kt_kcal_mol(300.0) == pytest.approx(0.596, abs=1e-3)
+    # smoothing with a Gaussian of one bin (width h) broadens the variances by h²
+    hx, hy = 6 * sx / bins, 6 * sy / bins
+    Fs = free_energy_surface(x, y, T, bins, ((-3 * sx, 3 * sx), (-3 * sy, 3 * sy)), 1.0)
+    broad = kt_kcal_mol(T) * (
+        cx[:, None] ** 2 / (2 * (sx**2 + hx**2)) + cy[None] ** 2 / (2 * (sy**2 + hy**2))
+    )
+    np.testing.assert_allclose(Fs[inner], broad[inner], atol=0.05 * kt_kcal_mol(T))
+
+
+def test_smoothed_fes_of_one_sample_reaches_two_widths():
+    F = free_energy_surface(np.zeros(1), np.zeros(1), 300.0, 21, ((-1, 1), (-1, 1)), 1.0)
+    assert np.nanargmin(F) == np.ravel_multi_index((10, 10), F.shape)
+    finite = np.isfinite(F[10])
+    assert finite[8:13].all() and not finite[:8].any() and not finite[13:].any()
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -283,9 +297,10 @@ def test_trained_models_run_stably_and_deterministically(methane_dimer_models, t
         assert res.stable and res.steps_done == 60 and res.R.shape == (7, 10, 3)
         assert np.isfinite(res.energy_kcal_mol).all() and res.steps_per_s > 0
         runs[label] = res
+    # the positions-only cache of MDCalculator changes nothing
     again = run_md(
         atoms,
-        GDMLCalculator(models["full"]),
+        MDCalculator(models["full"]),
         frags,
         50.0,
         0.5,
@@ -344,9 +359,13 @@ def test_analyse_and_summarise_write_tables_and_figures(
     assert set(curves["model"]) == {"full", "delta"} and (curves["msad_rad2"] >= 0).all()
     fes = np.load("fes.npz")
     assert fes["F_kcal_mol"].shape == (4, 8, 8) and np.nanmin(fes["F_kcal_mol"][0]) == 0.0
+    timing = pd.DataFrame({"system": "dimer", "n_atoms": 10, "model": ["full", "full", "delta"]})
+    timing.assign(temperature_K=[10, 50, 10], steps_per_s=[100, 300, 50]).to_csv("t.csv")
     summary = {k: f"sum.{k}" for k in ("csv", "md", "png", "pdf")} | {"speed": "speed.csv"}
-    summarise(["stability.csv"], summary)
+    summarise(["stability.csv"], ["t.csv"], summary)
     md = Path("sum.md").read_text()
     assert "| dimer | full | stable" in md and "**0.010 ps**: NaN" in md
+    speed = pd.read_csv("speed.csv").set_index("model")["steps_per_s"]
+    assert speed.to_dict() == {"full": 200, "delta": 50}  # medians over temperatures
     for path in [*out.values(), *summary.values()]:
         assert Path(path).stat().st_size > 0

@@ -51,15 +51,34 @@ def test_kernel_products_and_rows_equal_assembled_matrix(kernel_case):
     np.testing.assert_allclose(op.rows(S), K[rows], atol=1e-13 * np.abs(K).max())
 
 
-def test_nystrom_preconditioner_is_woodbury_inverse(kernel_case):
+def test_diagonal_blocks(kernel_case):
+    op, K = kernel_case
+    n3 = op.n3
+    expected = [K[i * n3 : (i + 1) * n3, i * n3 : (i + 1) * n3] for i in range(op.M)]
+    np.testing.assert_allclose(op.diagonal_blocks(), expected, atol=1e-13 * np.abs(K).max())
+
+
+@pytest.mark.parametrize("m", [4, 12])
+def test_preconditioner_is_woodbury_inverse(kernel_case, m):
     op, K = kernel_case
     lam = 1e-6 * np.mean(np.diag(K))
-    # With every geometry inducing, K_nys = K and the preconditioner is (K + λI)⁻¹.
-    S = inducing_geometries(op.M, op.M)
-    precond = NystromPreconditioner(op.rows(S), np.arange(op.n), lam)
+    S = inducing_geometries(op.M, m)
+    cols = (S[:, None] * op.n3 + np.arange(op.n3)).ravel()
+    precond = NystromPreconditioner(op.rows(S), cols, op.diagonal_blocks(), lam)
+    # Dense reference: K_nys + blockdiag(K − K_nys) + λI (m = M: K_nys = K).
+    K_mm = K[np.ix_(cols, cols)]
+    K_nys = K[:, cols] @ np.linalg.solve(
+        K_mm + 1e-12 * np.mean(np.diag(K_mm)) * np.eye(len(cols)), K[cols]
+    )
+    A = K_nys + lam * np.eye(op.n)
+    for i in range(op.M):
+        b = slice(i * op.n3, (i + 1) * op.n3)
+        A[b, b] += K[b, b] - K_nys[b, b]
     v = np.random.default_rng(1).normal(size=op.n)
-    exact = np.linalg.solve(K + lam * np.eye(op.n), v)
+    exact = np.linalg.solve(A, v)
     np.testing.assert_allclose(precond(v), exact, rtol=1e-5, atol=1e-6 * np.abs(exact).max())
+    if m == op.M:
+        np.testing.assert_allclose(A, K + lam * np.eye(op.n), atol=1e-9 * np.abs(K).max())
 
 
 def test_cg_reaches_tolerance_with_true_residual():
@@ -177,3 +196,27 @@ def test_sigma_search_with_iterative_solver(methane):
         iterative=IterativeOptions(n_inducing=4),
     )
     assert best.solver_ == "iterative" and len(scores) == 2
+
+
+def test_pipeline_training_with_iterative_solver(methane, tmp_path, caplog):
+    from deltagdml.data.splits import make_splits, save_splits
+    from deltagdml.dataset import Dataset, save_dataset
+    from deltagdml.model_io import load_model
+    from deltagdml.pipeline import train
+
+    R, E, F = methane.sample(50)
+    save_dataset(Dataset(R=R, z=methane.z, F=F, E=E), tmp_path / "full.npz")
+    save_splits(make_splits(E, 30, 10, 10, seed=0), tmp_path / "splits.npz", n_geometries=50)
+    config = {
+        "systems": {"ch4": {"dataset": "full.npz"}},
+        "training": {"n_train": 30, "n_valid": 10, "n_test": 10, "sigmas": [2.0]},
+    }
+    config["training"].update(solver="iterative", max_memory_gb=1, solver_tol=1e-5)
+    paths = [tmp_path / name for name in ("full.npz", "splits.npz", "m.npz", "s.csv", "t.csv")]
+    caplog.set_level("INFO", logger="deltagdml")
+    train(config, "ch4", "full", *map(str, paths))
+    assert "CG converged" in caplog.text
+    model = load_model(tmp_path / "m.npz")
+    _, F_pred = model.predict(R[:5])
+    assert np.isfinite(F_pred).all()
+    assert not (tmp_path / ".full_cg_checkpoints").exists()  # removed once trained

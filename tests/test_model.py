@@ -124,3 +124,20 @@ def test_predict_checks_geometry_shape(trained):
 def test_unfitted_model_refuses_to_predict():
     with pytest.raises(ModelError, match="not trained"):
         GDMLModel(sigma=1.0).predict(np.zeros((1, 3, 3)))
+
+
+def test_blocked_cholesky_equals_lapack(monkeypatch):
+    # Above LAPACK_CHOLESKY_MAX_ORDER the factorisation is blocked (OpenBLAS's threaded
+    # dpotrf crashes on large matrices); force that path on a small matrix.
+    from deltagdml import solvers
+
+    monkeypatch.setattr(solvers, "LAPACK_CHOLESKY_MAX_ORDER", 50)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((301, 40))
+    K = X @ X.T / 40 + 0.1 * np.eye(301)
+    A = np.array(np.triu(K), order="C")  # C-ordered upper triangle, as the kernel assembly
+    L = solvers.cholesky_lower(A.T, block=64)
+    np.testing.assert_allclose(np.tril(L), np.linalg.cholesky(K), atol=1e-12)
+    not_pd = np.array(np.triu(K - 5.0 * np.eye(301)), order="C")
+    with pytest.raises(np.linalg.LinAlgError):
+        solvers.cholesky_lower(not_pd.T, block=64)

@@ -101,6 +101,29 @@ def test_figures_logs_and_benchmarks_exist(tiny_run):
     assert list((results / "benchmarks").rglob("train_full.tsv"))
 
 
+def test_dynamics_outputs(tiny_run):
+    results, config, _ = tiny_run
+    temperatures = config["dynamics"]["temperatures_K"]
+    summary = pd.read_csv(results / "summary" / "md_stability.csv")
+    assert len(summary) == len(config["systems"]) * 2 * len(temperatures)
+    assert set(summary["status"]) <= {"stable", "unstable"}
+    speed = pd.read_csv(results / "summary" / "md_timing.csv")
+    assert (speed["steps_per_s"] > 0).all()
+    for system in config["systems"]:
+        model = load_model(results / system / "models" / "full.npz")
+        for t in temperatures:
+            run = np.load(results / system / "dynamics" / "runs" / f"full_{t}K.npz")
+            # stored energies are the model's own at the stored geometries
+            E, _ = model.predict(run["R"][[0, -1]])
+            np.testing.assert_allclose(E, run["energy_kcal_mol"][[0, -1]], atol=1e-6)
+            if str(run["reason"]) == "":
+                assert run["time_ps"][-1] == pytest.approx(config["dynamics"]["duration_ps"])
+                # Langevin thermostat: mean kinetic temperature near the target
+                assert 0.5 * t < run["kinetic_temperature_K"][1:].mean() < 1.6 * t
+        for name in ("fes.png", "msad.png", "stability.csv"):
+            assert (results / system / "dynamics" / name).stat().st_size > 100
+
+
 def test_rerun_is_a_no_op_and_report_builds(tiny_run):
     results, _, _ = tiny_run
     work = results.parent

@@ -99,11 +99,17 @@ def conjugate_gradient(
         rz = float(r @ p)
     last_log = last_save = time.perf_counter()
     residual = float(np.linalg.norm(r)) / b_norm
-    while it < max_iter:
+    while True:
         if residual <= tol:
             r_true = b - matvec(x)
             true_residual = float(np.linalg.norm(r_true)) / b_norm
             if true_residual <= tol:
+                log.info(
+                    "CG converged in %d iterations: residual %.2e (%.0f s)",
+                    it,
+                    true_residual,
+                    time.perf_counter() - t0,
+                )
                 if checkpoint is not None:
                     checkpoint.save(x, r, p, rz, it)
                 return CGResult(x, it, true_residual, True)
@@ -111,6 +117,8 @@ def conjugate_gradient(
             r, residual = r_true, true_residual
             p = precond(r)
             rz = float(r @ p)
+        if it >= max_iter:
+            break
         Ap = matvec(p)
         step = rz / float(p @ Ap)
         x += step * p

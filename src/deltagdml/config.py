@@ -13,6 +13,7 @@ from typing import Any
 
 from .data.systems import DEFAULT_SYSTEMS, System, system_from_config
 from .errors import ConfigError
+from .solvers import training_mem_mb
 
 SAMPLING_DEFAULTS: dict[str, Any] = {
     "temperature_K": 300.0,
@@ -101,6 +102,29 @@ def model_parts(system: System) -> list[str]:
     parts = ["full"]
     parts += [f"fragment_{k}" for k, idx in enumerate(system.fragments) if len(idx) > 1]
     return parts + ["binding"]
+
+
+def training_memory_mb(
+    system: System, part: str, settings: dict, threads: int, n_train: int | None = None
+) -> int:
+    """Memory (MiB) a job training model ``part`` of ``system`` requests from the scheduler.
+
+    The estimate of the solver :func:`~deltagdml.solvers.choose_solver` picks within
+    ``max_memory_gb`` for ``n_train`` (default: the configured size) training geometries,
+    with ``max_perms`` permutations as the upper bound of the symmetry group.
+    """
+    n_atoms = system.n_atoms if part in ("full", "binding") else 0
+    if part.startswith("fragment_"):
+        n_atoms = len(system.fragments[int(part.removeprefix("fragment_"))])
+    n_perms = 1 if settings["symmetries"] == "none" else settings["max_perms"]
+    return training_mem_mb(
+        n_train or settings["n_train"],
+        n_atoms,
+        n_perms,
+        settings["max_memory_gb"],
+        settings["solver"],
+        threads,
+    )
 
 
 def step_config(config: dict, name: str, sections: tuple[str, ...]) -> dict:

@@ -26,10 +26,9 @@ from .data.labelling import chunk_indices, label_frames, load_labels, merge_labe
 from .data.md_sampling import load_trajectory, sample_md, save_trajectory
 from .data.splits import load_splits, make_splits, save_splits
 from .dataset import load_dataset, save_dataset
-from .iterative import IterativeOptions
 from .metrics import error_summary, mae
 from .model_io import load_model, save_model
-from .selection import select_sigma
+from .selection import select_sigma_configured
 
 log = logging.getLogger("deltagdml")
 
@@ -188,23 +187,8 @@ def train(
         tr.n_geometries,
         va.n_geometries,
     )
-    model, scores = select_sigma(
-        tr.R,
-        ds.z,
-        tr.F,
-        tr.E,
-        va.R,
-        va.F,
-        va.E,
-        sigmas=t["sigmas"],
-        lam=t["lam"],
-        perms=_symmetries(t["symmetries"], base_dir),
-        patience=t["patience"],
-        max_perms=t["max_perms"],
-        solver=t["solver"],
-        max_memory_gb=t["max_memory_gb"],
-        iterative=IterativeOptions(tol=t["solver_tol"], checkpoint_dir=str(checkpoints)),
-    )
+    perms = _symmetries(t["symmetries"], base_dir)
+    model, scores = select_sigma_configured(tr, va, t, perms, str(checkpoints))
     table = pd.DataFrame([s.as_dict() for s in scores])
     table.insert(0, "selected", table["sigma"] == model.sigma)
     table.insert(0, "n_perms", len(model.perms_))

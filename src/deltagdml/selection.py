@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .dataset import Dataset
 from .errors import ModelError
 from .iterative import IterativeOptions
 from .metrics import error_summary
@@ -102,3 +103,31 @@ def select_sigma(
             rises = 0
     assert best is not None
     return best, scores
+
+
+def select_sigma_configured(
+    train: Dataset,
+    valid: Dataset,
+    settings: dict,
+    perms: np.ndarray | str | None,
+    checkpoint_dir: str | None = None,
+) -> tuple[GDMLModel, list[SigmaScore]]:
+    """:func:`select_sigma` with the workflow's ``training`` settings (σ grid, λ, patience,
+    solver, memory limit, CG tolerance); ``checkpoint_dir`` keeps CG state for resuming."""
+    return select_sigma(
+        train.R,
+        train.z,
+        train.F,
+        train.E,
+        valid.R,
+        valid.F,
+        valid.E,
+        sigmas=settings["sigmas"],
+        lam=settings["lam"],
+        perms=perms,
+        patience=settings["patience"],
+        max_perms=settings["max_perms"],
+        solver=settings["solver"],
+        max_memory_gb=settings["max_memory_gb"],
+        iterative=IterativeOptions(tol=settings["solver_tol"], checkpoint_dir=checkpoint_dir),
+    )

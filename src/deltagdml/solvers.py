@@ -18,6 +18,33 @@ from .errors import ModelError
 from .parallel import available_threads
 
 log = logging.getLogger(__name__)
+# OpenBLAS's threaded dpotrf crashes (SIGSEGV) on larger matrices on the development
+# machine (order 36,000, 2 threads; OpenBLAS issue #2562): above this order the
+# factorisation is blocked here, with threaded GEMMs and small dpotrf calls.
+LAPACK_CHOLESKY_MAX_ORDER = 12_000
+CHOLESKY_BLOCK = 2048
+
+
+def cholesky_lower(A: np.ndarray, block: int = CHOLESKY_BLOCK) -> np.ndarray:
+    """Lower Cholesky factor of the Fortran-ordered ``A`` (lower triangle read), in place.
+
+    Left-looking blocked algorithm above :data:`LAPACK_CHOLESKY_MAX_ORDER`; temporary
+    memory 2·8·n·block bytes. Raises ``np.linalg.LinAlgError`` if A is not positive
+    definite.
+    """
+    n = A.shape[0]
+    if n <= LAPACK_CHOLESKY_MAX_ORDER:
+        return sla.cholesky(A, lower=True, overwrite_a=True, check_finite=False)
+    for k in range(0, n, block):
+        e = min(k + block, n)
+        if k:
+            # (B Cᵀ)ᵀ is Fortran-ordered like A: the subtraction streams through memory
+            A[k:, k:e] -= (A[k:e, :k] @ A[k:, :k].T).T
+        L = sla.cholesky(A[k:e, k:e], lower=True, check_finite=False)
+        A[k:e, k:e] = L
+        if e < n:
+            A[e:, k:e] = sla.solve_triangular(L, A[e:, k:e].T, lower=True, check_finite=False).T
+    return A
 
 
 def solve_cholesky(
@@ -36,8 +63,8 @@ def solve_cholesky(
     """
     K_upper.flat[:: K_upper.shape[0] + 1] += lam
     try:
-        factor = sla.cho_factor(K_upper.T, lower=True, overwrite_a=True, check_finite=False)
-        return sla.cho_solve(factor, y, check_finite=False)
+        L = cholesky_lower(K_upper.T)
+        return sla.cho_solve((L, True), y, check_finite=False)
     except np.linalg.LinAlgError:
         log.warning(
             "kernel matrix + %.1e·I is not numerically positive definite; "
@@ -94,7 +121,8 @@ def estimate_memory(
     threads = threads or available_threads()
     if solver == "analytic":
         per_row = 8 * n3 * (D + 4 * n_perms)
-        return common + 8 * n * n + threads * min(n_train * per_row, ASSEMBLY_THREAD_BYTES)
+        assembly = threads * min(n_train * per_row, ASSEMBLY_THREAD_BYTES)
+        return common + 8 * n * n + max(assembly, 2 * 8 * n * CHOLESKY_BLOCK)
     if solver == "iterative":
         k = n3 * (default_inducing(n_train) if n_inducing is None else n_inducing)
         return common + 8 * (k * n + 2 * k * k) + threads * ITERATIVE_THREAD_BYTES

@@ -1,5 +1,13 @@
 # Shared definitions: systems, wildcard constraints, input functions.
-from deltagdml.config import check_config, model_parts, step_config, system_entry
+from deltagdml.config import (
+    check_config,
+    model_parts,
+    step_config,
+    system_entry,
+    training_memory_mb,
+    training_settings,
+)
+from deltagdml.dynamics import dynamics_settings, temperature_label
 
 SYSTEMS = check_config(config)
 RESULTS = config["results"]
@@ -16,6 +24,15 @@ wildcard_constraints:
 def params_for(*sections):
     """Rule params: the config sections a step of one system depends on."""
     return lambda wildcards: step_config(config, wildcards.system, sections)
+
+
+def train_mem_mb(wildcards, threads, attempt):
+    """Memory of a training job: the chosen solver's estimate, doubled on each retry."""
+    settings = training_settings(config, wildcards.system)
+    part = getattr(wildcards, "part", "full")
+    return attempt * training_memory_mb(
+        SYSTEMS[wildcards.system], part, settings, threads
+    )
 
 
 def labels_input(wildcards):
@@ -59,3 +76,63 @@ def all_datasets():
         for system, sys_ in SYSTEMS.items()
         for part in [*model_parts(sys_), "nonint"]
     ]
+
+
+# MD stability study (dynamics.smk)
+
+
+def md_run_inputs(wildcards):
+    """The model files a run needs: the full model, or the Δ parts and ion constants."""
+    files = model_files(wildcards)
+    if wildcards.model == "full":
+        return {"model_full": files["model_full"]}
+    files.pop("model_full")
+    return {
+        **files,
+        "binding_dataset": f"{RESULTS}/{wildcards.system}/datasets/binding.npz",
+    }
+
+
+def md_run_params(wildcards):
+    """params_for("seed", "dynamics") without the analysis settings (they do not change runs)."""
+    cfg = params_for("seed", "dynamics")(wildcards)
+    for section in (cfg, cfg["systems"][wildcards.system]):
+        if "dynamics" in section:
+            section["dynamics"].pop("analysis", None)
+    return cfg
+
+
+def md_run_files(system):
+    """Every run of a system: one per configured model and temperature."""
+    s = dynamics_settings(config, system)
+    return [
+        f"{RESULTS}/{system}/dynamics/runs/{model}_{temperature_label(t)}K.npz"
+        for model in s["models"]
+        for t in s["temperatures_K"]
+    ]
+
+
+def md_runs(wildcards):
+    return md_run_files(wildcards.system)
+
+
+def md_timings(wildcards):
+    """The speed record of every run of every system."""
+    return [
+        path.removesuffix(".npz") + "_timing.csv"
+        for system in SYSTEMS
+        for path in md_run_files(system)
+    ]
+
+
+def dynamics_targets():
+    """Every output of the MD study: per-system analyses and the summary over systems."""
+    per_system = [
+        f"{RESULTS}/{system}/dynamics/{name}"
+        for system in SYSTEMS
+        for name in ("stability.csv", "msad.csv", "fes.npz", "fes.png", "msad.png")
+    ]
+    summary = [
+        f"{RESULTS}/summary/md_stability.{ext}" for ext in ("csv", "md", "png", "pdf")
+    ]
+    return [*per_system, *summary, f"{RESULTS}/summary/md_timing.csv"]

@@ -18,6 +18,7 @@ rule train_model:
     threads: config["training_threads"]
     resources:
         runtime=240,
+        mem_mb=train_mem_mb,
     params:
         config=params_for("sampling", "training"),
     script:

@@ -14,5 +14,6 @@ simulate(
     snakemake.input.get("binding_dataset"),
     snakemake.input.full_dataset,
     snakemake.input.splits,
-    snakemake.output[0],
+    snakemake.output.run,
+    snakemake.output.timing,
 )

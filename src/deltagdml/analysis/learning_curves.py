@@ -28,7 +28,7 @@ from ..metrics import error_summary
 from ..model import GDMLModel
 from ..model_io import load_model
 from ..npz_io import read_npz
-from ..selection import select_sigma
+from ..selection import select_sigma_configured
 from . import learning_curve_sizes
 
 log = logging.getLogger("deltagdml")
@@ -58,20 +58,8 @@ def loglog_fit(n: np.ndarray, err: np.ndarray) -> tuple[float, float]:
 
 def fit_part(ds: Dataset, train: np.ndarray, valid: np.ndarray, settings: dict) -> GDMLModel:
     """One sGDML model on ``ds[train]`` with σ chosen on ``ds[valid]``."""
-    tr, va = ds.subset(train), ds.subset(valid)
-    model, _ = select_sigma(
-        tr.R,
-        ds.z,
-        tr.F,
-        tr.E,
-        va.R,
-        va.F,
-        va.E,
-        sigmas=settings["sigmas"],
-        lam=settings["lam"],
-        perms=settings["perms"],
-        patience=settings["patience"],
-        max_perms=settings["max_perms"],
+    model, _ = select_sigma_configured(
+        ds.subset(train), ds.subset(valid), settings, settings["perms"]
     )
     return model
 

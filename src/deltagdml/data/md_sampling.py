@@ -95,6 +95,28 @@ def _reporter(progress: Progress | None) -> Progress:
     return lambda msg: print(msg, file=sys.stderr, flush=True)
 
 
+def langevin(
+    atoms: Atoms, temperature_K: float, timestep_fs: float, friction_per_fs: float, seed: int
+) -> Langevin:
+    """ASE Langevin dynamics of ``atoms`` (calculator attached) from Maxwell–Boltzmann
+    momenta without net translation or rotation; centre of mass fixed; seeded."""
+    rng = np.random.default_rng(seed)
+    # Maxwell–Boltzmann momenta (what ASE's MaxwellBoltzmannDistribution draws), from ``rng``
+    sigma = np.sqrt(atoms.get_masses() * units.kB * temperature_K)
+    atoms.set_momenta(sigma[:, None] * rng.standard_normal((len(atoms), 3)))
+    Stationary(atoms)
+    ZeroRotation(atoms)
+    atoms.set_constraint(FixCom())
+    return Langevin(
+        atoms,
+        timestep_fs * units.fs,
+        temperature_K=temperature_K,
+        friction=friction_per_fs / units.fs,
+        fixcm=False,
+        rng=rng,
+    )
+
+
 def sample_md(
     system: System,
     calc_spec: dict | None,
@@ -127,21 +149,7 @@ def sample_md(
     calc = make_calculator(calc_spec, system.charge, system.multiplicity)
     bias = _restraint(system, restraint)
     atoms.calc = calc if bias is None else SumCalculator([calc, bias])
-    rng = np.random.default_rng(seed)
-    # Maxwell–Boltzmann momenta (what ASE's MaxwellBoltzmannDistribution draws), from ``rng``
-    sigma = np.sqrt(atoms.get_masses() * units.kB * temperature_K)
-    atoms.set_momenta(sigma[:, None] * rng.standard_normal((len(atoms), 3)))
-    Stationary(atoms)
-    ZeroRotation(atoms)
-    atoms.set_constraint(FixCom())
-    dyn = Langevin(
-        atoms,
-        timestep_fs * units.fs,
-        temperature_K=temperature_K,
-        friction=friction_per_fs / units.fs,
-        fixcm=False,
-        rng=rng,
-    )
+    dyn = langevin(atoms, temperature_K, timestep_fs, friction_per_fs, seed)
     R = np.empty((n_frames, len(atoms), 3))
     every = max(1, n_frames // 10)
     try:

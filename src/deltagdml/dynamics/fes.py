@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from ase import units
+from scipy.ndimage import gaussian_filter
 
 from ..units import KCAL_MOL_PER_EV
 
@@ -19,16 +20,24 @@ def free_energy_surface(
     temperature_K: float,
     bins: int,
     ranges: tuple[tuple[float, float], tuple[float, float]],
+    smoothing_bins: float = 0.0,
 ) -> np.ndarray:
     """F (bins, bins) in kcal/mol from a 2-D histogram, shifted so that min F = 0.
 
-    Empty bins are NaN; samples outside ``ranges`` are left out. ``F[i, j]`` belongs to
-    x bin i and y bin j.
+    With ``smoothing_bins`` > 0 the counts are first convolved with a Gaussian of that width
+    (in bins), and bins farther than about two widths from every sample (smoothed count
+    below that of one sample two widths away) count as empty. Empty bins are NaN; samples
+    outside ``ranges`` are left out. ``F[i, j]`` belongs to x bin i and y bin j.
     """
     H, _, _ = np.histogram2d(x, y, bins=bins, range=ranges)
+    floor = 0.0
+    if smoothing_bins > 0:
+        H = gaussian_filter(H, smoothing_bins, mode="constant")
+        floor = np.exp(-2.0) / (2.0 * np.pi * smoothing_bins**2)
+    empty = H <= floor
     with np.errstate(divide="ignore"):
-        F = -kt_kcal_mol(temperature_K) * np.log(H / max(H.sum(), 1))
-    F[H == 0] = np.nan
+        F = -kt_kcal_mol(temperature_K) * np.log(H / max(H.sum(), 1e-300))
+    F[empty] = np.nan
     if np.isfinite(F).any():
         F -= np.nanmin(F)
     return F

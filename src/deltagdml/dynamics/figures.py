@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from ..plotting import LABELS, plt, save_figure
 
 STABLE_COLOR, UNSTABLE_COLOR = "#d9f0d3", "#f4a6a6"
+#: ⟨θ²⟩ (rad²) of uniformly random rotations, θ with density (1 − cos θ)/π on [0, π].
+RANDOM_MSAD = np.pi**2 / 3 + 2
 
 
 def _models(table: pd.DataFrame) -> list[str]:
@@ -64,6 +67,7 @@ def plot_fes_grid(
                     va="top",
                     fontsize=7,
                     color="#b00000",
+                    bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0, "pad": 1},
                 )
         axes[0, j].set_title(f"{t:g} K", fontsize=9)
         fig.colorbar(image, ax=axes[:, j], location="bottom", shrink=0.9, aspect=12).set_label(
@@ -97,25 +101,29 @@ def plot_msad(
     )
     colors = plt.get_cmap("plasma")(np.linspace(0.0, 0.85, len(temps)))
     status = table.set_index(["model", "temperature_K"])["status"]
+    saturates = not curves.empty and curves["msad_rad2"].max() > 0.5 * RANDOM_MSAD
     for ax, model in zip(axes[0], models, strict=True):
         for color, t in zip(colors, temps, strict=True):
             sub = curves[(curves["model"] == model) & (curves["temperature_K"] == t)]
-            if sub.empty:
-                continue
-            unstable = status.get((model, t)) != "stable"
-            ax.plot(
-                sub["lag_ps"],
-                sub["msad_rad2"],
-                color=color,
-                ls="--" if unstable else "-",
-                label=f"{t:g} K" + (" (unstable)" if unstable else ""),
-            )
+            if not sub.empty:
+                dashed = status.get((model, t)) != "stable"
+                ax.plot(sub["lag_ps"], sub["msad_rad2"], color=color, ls="--" if dashed else "-")
+        if saturates:
+            ax.axhline(RANDOM_MSAD, color="0.6", lw=0.8, ls=":")
         ax.set_title(LABELS[model], fontsize=9)
         ax.set_xlabel("lag time τ (ps)")
         if guest is None:
             ax.text(0.5, 0.5, "no fragment with ≥ 3 atoms", ha="center", transform=ax.transAxes)
-        if ax.lines:
-            ax.legend(frameon=False, fontsize=7, loc="upper left")
+    handles = [
+        Line2D([], [], color=c, label=f"{t:g} K") for c, t in zip(colors, temps, strict=True)
+    ]
+    if (table["status"] != "stable").any():
+        handles.append(Line2D([], [], color="0.3", ls="--", label="unstable run"))
+    if saturates:
+        handles.append(Line2D([], [], color="0.6", lw=0.8, ls=":", label="random orientation"))
+    axes[0, -1].legend(
+        handles=handles, frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0)
+    )
     axes[0, 0].set_ylabel("MSAD (rad²)")
     title = system.replace("_", " ")
     fig.suptitle(f"{title}: rotation of {guest}" if guest else title, fontsize=10)
@@ -136,7 +144,7 @@ def plot_stability(table: pd.DataFrame, png: str, pdf: str) -> None:
             r = cell.iloc[0]
             stable = r["status"] == "stable"
             text = (
-                "stable"
+                f"stable\n{r['simulated_ps']:.2f} ps"
                 if stable
                 else f"{r['failure_time_ps']:.2f} ps\n{r['reason'].split(':')[0]}"
             )

@@ -10,7 +10,6 @@ import pandas as pd
 from ase import Atoms
 
 from ..atomic_io import atomic_path, save_npz_atomic, write_text_atomic
-from ..calculator import GDMLCalculator
 from ..config import load_system
 from ..data.splits import load_splits
 from ..dataset import load_dataset
@@ -20,8 +19,7 @@ from ..pipeline import load_delta_model
 from . import dynamics_settings, n_steps
 from .collective import choose_guest, com_distance, guest_orientations, msad, second_cv
 from .fes import common_ranges, free_energy_surface
-from .figures import plot_fes_grid, plot_msad, plot_stability
-from .run import MDResult, StabilityCriteria, run_md
+from .run import MDCalculator, MDResult, StabilityCriteria, run_md
 
 log = logging.getLogger("deltagdml")
 RUN_KEYS = (
@@ -35,7 +33,6 @@ RUN_KEYS = (
     "failure_time_ps",
     "steps_done",
     "n_steps",
-    "steps_per_s",
     "start_index",
 )
 
@@ -57,9 +54,14 @@ def simulate(
     full_dataset: str,
     splits_path: str,
     out_path: str,
+    timing_path: str,
     base_dir: str = ".",
 ) -> None:
-    """One MD run of the full or Δ model from the median-energy training geometry."""
+    """One MD run of the full or Δ model from the median-energy training geometry.
+
+    The run goes to ``out_path``; its speed to ``timing_path`` (it varies from run to run,
+    so it is kept apart).
+    """
     s = dynamics_settings(config, name)
     system = load_system(config, name, base_dir)
     if model_label == "full":
@@ -70,7 +72,7 @@ def simulate(
     i0 = start_index(ds.E, load_splits(splits_path, ds.n_geometries)["train"])
     result = run_md(
         Atoms(system.z, positions=ds.R[i0]),
-        GDMLCalculator(model),
+        MDCalculator(model),
         system.fragments,
         temperature_K,
         s["timestep_fs"],
@@ -92,6 +94,17 @@ def simulate(
         result.steps_per_s,
     )
     save_run(result, out_path, model_label, temperature_K, n_steps(s), i0)
+    timing = {
+        "system": name,
+        "n_atoms": system.n_atoms,
+        "model": model_label,
+        "temperature_K": temperature_K,
+        "steps": result.steps_done,
+        "wall_s": result.wall_s,
+        "steps_per_s": result.steps_per_s,
+    }
+    with atomic_path(timing_path) as tmp:
+        pd.DataFrame([timing]).to_csv(tmp, index=False, float_format="%.6g")
 
 
 def save_run(
@@ -115,7 +128,6 @@ def save_run(
         failure_time_ps=np.array(result.failure_time_ps),
         steps_done=np.array(result.steps_done),
         n_steps=np.array(n_steps_planned),
-        steps_per_s=np.array(result.steps_per_s),
         start_index=np.array(start),
         r_unit=np.array("Ang"),
         e_unit=np.array("kcal/mol"),
@@ -127,7 +139,7 @@ def load_run(path: str | os.PathLike) -> dict:
     data = read_npz(path, RUN_KEYS, "MD run", optional=())
     run = {k: data[k] for k in ("time_ps", "R", "energy_kcal_mol", "kinetic_temperature_K")}
     run.update(model=as_str(data["model"]), reason=as_str(data["reason"]))
-    for key in ("temperature_K", "failure_time_ps", "steps_per_s"):
+    for key in ("temperature_K", "failure_time_ps"):
         run[key] = float(data[key])
     for key in ("steps_done", "n_steps", "start_index"):
         run[key] = int(data[key])
@@ -144,6 +156,8 @@ def _analysed_frames(run: dict, equilibration_ps: float) -> np.ndarray:
 
 def analyse(config: dict, name: str, run_paths: list[str], out: dict[str, str]) -> None:
     """Stability table, free-energy surfaces and MSAD of all runs of one system."""
+    from .figures import plot_fes_grid, plot_msad  # matplotlib only where needed
+
     s = dynamics_settings(config, name)
     a = s["analysis"]
     system = load_system(config, name)
@@ -159,7 +173,9 @@ def analyse(config: dict, name: str, run_paths: list[str], out: dict[str, str]) 
     ys = [cv2(R) for R in frames]
     ranges = common_ranges(xs, ys)
     fes = [
-        free_energy_surface(x, y, r["temperature_K"], a["fes_bins"], ranges)
+        free_energy_surface(
+            x, y, r["temperature_K"], a["fes_bins"], ranges, a["fes_smoothing_bins"]
+        )
         for x, y, r in zip(xs, ys, runs, strict=True)
     ]
     rows, curves = [], []
@@ -174,7 +190,6 @@ def analyse(config: dict, name: str, run_paths: list[str], out: dict[str, str]) 
                 "failure_time_ps": r["failure_time_ps"],
                 "reason": r["reason"],
                 "simulated_ps": r["time_ps"][-1],
-                "steps_per_s": r["steps_per_s"],
             }
         )
         if guest is None or len(R) < 2:
@@ -213,34 +228,41 @@ def analyse(config: dict, name: str, run_paths: list[str], out: dict[str, str]) 
         y_label=np.array(y_label),
     )
     plot_fes_grid(fes, ranges, table, x_label, y_label, name, out["fes_png"], out["fes_pdf"])
-    guest_name = f"fragment {guest} ({len(system.fragments[guest])} atoms)" if curves else None
+    guest_name = None
+    if curves:
+        guest_name = (
+            f"fragment {guest} ({system.atoms[system.fragments[guest]].get_chemical_formula()})"
+        )
     plot_msad(curve_table, table, guest_name, name, out["msad_png"], out["msad_pdf"])
 
 
-def summarise(stability_paths: list[str], out: dict[str, str]) -> None:
-    """Stability table over all systems (CSV, Markdown, figure) and MD speed per model."""
+def summarise(stability_paths: list[str], timing_paths: list[str], out: dict[str, str]) -> None:
+    """Stability table over all systems (CSV, Markdown, figure); MD speed per model (CSV)."""
+    from .figures import plot_stability
+
     table = pd.concat([pd.read_csv(p, keep_default_na=False) for p in stability_paths])
     table["failure_time_ps"] = pd.to_numeric(table["failure_time_ps"], errors="coerce")
+    timings = pd.concat([pd.read_csv(p) for p in timing_paths])
     speed = (
-        table.groupby(["system", "n_atoms", "model"], sort=False)["steps_per_s"]
+        timings.groupby(["system", "n_atoms", "model"], sort=False)["steps_per_s"]
         .median()
         .reset_index()
     )
     for path, t in ((out["csv"], table), (out["speed"], speed)):
         with atomic_path(path) as tmp:
             t.to_csv(tmp, index=False, float_format="%.6g")
-    write_text_atomic(out["md"], stability_markdown(table, speed))
+    write_text_atomic(out["md"], stability_markdown(table))
     plot_stability(table, out["png"], out["pdf"])
 
 
-def stability_markdown(table: pd.DataFrame, speed: pd.DataFrame) -> str:
+def stability_markdown(table: pd.DataFrame) -> str:
     """Model × temperature table per system: 'stable' or the failure time and reason."""
     temps = sorted(table["temperature_K"].unique())
     lines = [
         "# MD stability of the full and Δ models",
         "",
         "Langevin MD per model and thermostat temperature; a cell gives the time (ps) at which",
-        "a run broke a stability criterion, and which one.",
+        "a run broke a stability criterion, and which one. MD speed: `md_timing.csv`.",
         "",
         "| system | model | " + " | ".join(f"{t:g} K" for t in temps) + " |",
         "|---|---|" + "---|" * len(temps),
@@ -256,13 +278,4 @@ def stability_markdown(table: pd.DataFrame, speed: pd.DataFrame) -> str:
             else:
                 cells.append(f"**{sub.loc[t, 'failure_time_ps']:.3f} ps**: {sub.loc[t, 'reason']}")
         lines.append(f"| {system} | {model} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "MD speed (median over temperatures):",
-        "",
-        "| system | atoms | model | steps/s |",
-    ]
-    lines.append("|---|---|---|---|")
-    for _, r in speed.iterrows():
-        lines.append(f"| {r['system']} | {r['n_atoms']} | {r['model']} | {r['steps_per_s']:.0f} |")
     return "\n".join(lines) + "\n"
