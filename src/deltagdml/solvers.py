@@ -28,13 +28,14 @@ CHOLESKY_BLOCK = 2048
 def cholesky_lower(A: np.ndarray, block: int = CHOLESKY_BLOCK) -> np.ndarray:
     """Lower Cholesky factor of the Fortran-ordered ``A`` (lower triangle read), in place.
 
-    Left-looking blocked algorithm above :data:`LAPACK_CHOLESKY_MAX_ORDER`; temporary
-    memory 2·8·n·block bytes. Raises ``np.linalg.LinAlgError`` if A is not positive
-    definite.
+    Only the lower triangle of the result is the factor: the strict upper triangle is left
+    as it was (clearing it costs ~12 % of the factorisation at order 9,000). Left-looking
+    blocked algorithm above :data:`LAPACK_CHOLESKY_MAX_ORDER`; temporary memory
+    2·8·n·block bytes. Raises ``np.linalg.LinAlgError`` if A is not positive definite.
     """
     n = A.shape[0]
     if n <= LAPACK_CHOLESKY_MAX_ORDER:
-        return sla.cholesky(A, lower=True, overwrite_a=True, check_finite=False)
+        return sla.cho_factor(A, lower=True, overwrite_a=True, check_finite=False)[0]
     for k in range(0, n, block):
         e = min(k + block, n)
         if k:
