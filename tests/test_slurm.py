@@ -212,6 +212,11 @@ def test_every_job_ran_as_a_slurm_job(runs):
     if runs["slurm_s"] < min_job_age():
         assert seen == ids, f"jobs unknown to squeue: {sorted(ids - seen)}"
     assert seen, "no job of this run is known to squeue any more"
+    print(f"squeue --states=all knows {len(seen)} of this run's {len(ids)} SLURM jobs:")
+    for slurm_id in sorted(seen, key=int):
+        print(
+            "  " + "  ".join(jobs[slurm_id][k] for k in ("id", "state", "comment", "cpus", "mem"))
+        )
     for slurm_id in seen:
         job = jobs[slurm_id]
         assert job["state"] == "COMPLETED", job
