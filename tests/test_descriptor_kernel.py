@@ -58,9 +58,13 @@ def _small_case(methane, n=4):
     return x, dense_jacobian(G), tril
 
 
+@pytest.mark.parametrize("symmetric", [True, False], ids=["24 perms, dense", "no perms, sparse"])
 @pytest.mark.parametrize("sigma", [0.7, 3.0])
-def test_fast_kernel_equals_loop_reference(methane, sigma):
+def test_fast_kernel_equals_loop_reference(methane, sigma, symmetric):
     x, J, tril = _small_case(methane)
+    if not symmetric:  # the identity alone takes the compact-Jacobian path of KernelBlocks
+        tril = tril[:1]
+        assert np.array_equal(tril[0], np.arange(x.shape[1]))
     K_ref = assemble_kernel_reference(x, J, tril, sigma)
     K_full = assemble_kernel(x, J, tril, sigma, upper_only=False)
     np.testing.assert_allclose(K_full, K_ref, rtol=1e-10, atol=1e-12)

@@ -22,10 +22,12 @@ from deltagdml.solvers import choose_solver, estimate_memory, training_mem_mb
 from deltagdml.symmetry import descriptor_permutation, find_permutations
 
 
-@pytest.fixture
-def kernel_case(methane):
+@pytest.fixture(params=["symmetric", "identity"])
+def kernel_case(methane, request):
     R, _, _ = methane.sample(12)
     perms = find_permutations(R, methane.z)
+    if request.param == "identity":  # the compact-Jacobian path of KernelBlocks
+        perms = perms[:1]
     tril_perms = np.array([descriptor_permutation(p) for p in perms])
     X, G = descriptor_and_jacobian(R)
     J = dense_jacobian(G)

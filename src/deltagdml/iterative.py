@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from .cg import Checkpoint, conjugate_gradient
 from .errors import ModelError
-from .kernel import SQRT5, matern_coefficients
+from .kernel import SQRT5, KernelBlocks
 from .parallel import available_threads
 from .solvers import cholesky_lower
 
@@ -138,33 +138,20 @@ class KernelOperator:
         """Write K[j-block, i0-block : i1-block] for each (j, i0, i1) into ``out`` arrays
         of shape (3N, (i1 − i0)·3N).
 
-        The computation of :func:`assemble_kernel` for block column j (K is symmetric,
-        so a block column transposed is the block row), on all threads.
+        The blocks of :func:`~deltagdml.kernel.assemble_kernel` for block column j (K is
+        symmetric, so a block column transposed is the block row), on all threads.
         """
-        X, J, perms, n3, D, P = self.X, self.J, self.tril_perms, self.n3, self.D, self.P
-        Jt = np.ascontiguousarray(J.transpose(0, 2, 1))  # (M, 3N, D)
-        J_by_atom = np.ascontiguousarray(J.transpose(1, 0, 2)).reshape(D, self.n)
-        JX = np.einsum("md,mdl->ml", X, J)
-        step = max(1, ROW_CHUNK_BYTES // (8 * n3 * (D + 4 * P)))
+        n3, blocks = self.n3, KernelBlocks(self.X, self.J, self.tril_perms)
+        step = blocks.rows_per_chunk(ROW_CHUNK_BYTES)
 
         def block_row(item: tuple[int, tuple[int, int, int]]) -> None:
             k, (j, start, stop) = item
-            Xp, Jp = X[j][perms], J[j][perms]  # (P, D), (P, D, 3N)
-            Jp_flat = Jp.reshape(P, D * n3)
-            Jp_cols = np.ascontiguousarray(Jp.transpose(1, 0, 2)).reshape(D, P * n3)
-            Jp_Xp = np.einsum("pd,pdl->pl", Xp, Jp)
+            column = blocks.column(j)
             for i0 in range(start, stop, step):
                 i1 = min(stop, i0 + step)
-                Xi, n_i = X[i0:i1], i1 - i0
-                r2 = self.X_sq[i0:i1, None] + self.X_sq[j] - 2.0 * (Xi @ Xp.T)
-                c1, c2 = matern_coefficients(np.sqrt(np.maximum(r2, 0.0)), self.sigma)
-                block = np.matmul(Jt[i0:i1], (c1 @ Jp_flat).reshape(n_i, D, n3))
-                a = (Xp @ J_by_atom[:, i0 * n3 : i1 * n3]).reshape(P, n_i, n3)
-                a = JX[i0:i1, None, :] - a.transpose(1, 0, 2)
-                b = (Xi @ Jp_cols).reshape(n_i, P, n3) - Jp_Xp[None]
-                block -= np.matmul((a * c2[:, :, None]).transpose(0, 2, 1), b)
+                block = blocks.block(column, i0, i1, self.sigma)
                 cols = slice((i0 - start) * n3, (i1 - start) * n3)
-                out[k][:, cols] = block.transpose(2, 0, 1).reshape(n3, n_i * n3)
+                out[k][:, cols] = block.transpose(2, 0, 1).reshape(n3, (i1 - i0) * n3)
 
         self._parallel(block_row, list(enumerate(pairs)))
 

@@ -6,8 +6,9 @@ geometry i with the force at geometry j is
     K_ij = Σ_p J_iᵀ H(d) (P_p J_j),   H(d) = 5/(3σ²) e^{-u} [(1+u) I - (5/σ²) d dᵀ],
 
 summed over the descriptor permutations P_p of the molecule's permutation group.
-``assemble_kernel`` fills the (3N·M)² matrix block column by block column with dense
-BLAS calls; ``assemble_kernel_reference`` is the plain loop it is tested against.
+``KernelBlocks`` computes blocks, ``assemble_kernel`` fills the (3N·M)² matrix with them
+block column by block column; ``assemble_kernel_reference`` is the plain loop both are
+tested against.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .descriptor import incidence, jacobian_transpose_dot, pair_indices
 from .parallel import available_threads
 
 SQRT5 = np.sqrt(5.0)
@@ -30,8 +32,101 @@ def matern_coefficients(r: np.ndarray, sigma: float) -> tuple[np.ndarray, np.nda
     return base * (1.0 + u), base * (5.0 / sigma**2)
 
 
-def _block_budget(per_row_bytes: int, budget_bytes: int = 256 * 2**20) -> int:
-    return max(1, budget_bytes // max(per_row_bytes, 1))
+class KernelBlocks:
+    """Blocks K_ij = Σ_p J_iᵀ H(x_i − P_p x_j) P_p J_j of the kernel of one training set.
+
+    Holds the per-geometry arrays every block needs; :meth:`column` prepares block column j
+    and :meth:`block` computes K_ij for a run of rows i, with dense BLAS products. Without
+    symmetries (only the identity permutation) the identity part J_iᵀ J_j is assembled from
+    the compact Jacobians instead: each descriptor entry couples two atoms only, so it costs
+    O(D) per block instead of O(D·(3N)²), which is what makes large molecules affordable.
+    """
+
+    def __init__(self, X: np.ndarray, J: np.ndarray, tril_perms: np.ndarray) -> None:
+        M, D, n3 = J.shape
+        self.X, self.J, self.tril_perms = X, J, tril_perms
+        self.D, self.n3, self.P = D, n3, tril_perms.shape[0]
+        self.X_sq = np.einsum("md,md->m", X, X)
+        self.sparse = self.P == 1 and np.array_equal(tril_perms[0], np.arange(D))
+        if self.sparse:
+            n_atoms = n3 // 3
+            self.pairs = pair_indices(n_atoms)
+            # ∂x_d/∂r_b = G_d for the pair (a, b), a > b, and ∂x_d/∂r_a = −G_d
+            self.G = J.reshape(M, D, n_atoms, 3)[:, np.arange(D), self.pairs[1]]
+            self.abs_incidence = abs(incidence(n_atoms))
+        else:
+            self.Jt = np.ascontiguousarray(J.transpose(0, 2, 1))  # (M, 3N, D)
+            self.J_by_atom = np.ascontiguousarray(J.transpose(1, 0, 2)).reshape(D, M * n3)
+        self.JX = self._jacobian_t(0, M, X)  # J_iᵀ x_i
+
+    def rows_per_chunk(self, budget_bytes: int) -> int:
+        """Rows i per call of :meth:`block` whose work arrays fit in ``budget_bytes``."""
+        per_row = 8 * self.n3 * (self.n3 + 4 * self.P) + 8 * self.D * (
+            18 if self.sparse else self.n3
+        )
+        return max(1, budget_bytes // per_row)
+
+    def column(self, j: int) -> tuple:
+        """The terms of training geometry j that every block K_ij of its column uses."""
+        P, D, n3 = self.P, self.D, self.n3
+        Xp = self.X[j][self.tril_perms]  # (P, D)
+        if self.sparse:
+            return j, Xp, None, None, None
+        Jp = self.J[j][self.tril_perms]  # (P, D, 3N)
+        Jp_cols = np.ascontiguousarray(Jp.transpose(1, 0, 2)).reshape(D, P * n3)
+        Jp_Xp = np.einsum("pd,pdl->pl", Xp, Jp)  # (P, 3N): (P_p J_j)ᵀ P_p x_j
+        return j, Xp, Jp.reshape(P, D * n3), Jp_cols, Jp_Xp
+
+    def block(self, column: tuple, i0: int, i1: int, sigma: float) -> np.ndarray:
+        """K_ij for rows i0 ≤ i < i1 of the prepared ``column`` j, shape (i1 − i0, 3N, 3N)."""
+        j, Xp, Jp_flat, Jp_cols, Jp_Xp = column
+        D, n3, P = self.D, self.n3, self.P
+        Xi, n_i = self.X[i0:i1], i1 - i0
+        # |x_i - P_p x_j|² by the Gram trick; the kernel is smooth at r = 0.
+        r2 = self.X_sq[i0:i1, None] + self.X_sq[j] - 2.0 * (Xi @ Xp.T)
+        c1, c2 = matern_coefficients(np.sqrt(np.maximum(r2, 0.0)), sigma)
+        # Identity part: J_iᵀ (Σ_p c1 P_p J_j).
+        if self.sparse:
+            block = c1[:, :, None] * self._jacobian_products(i0, i1, j)
+        else:
+            B = (c1 @ Jp_flat).reshape(n_i, D, n3)
+            block = np.matmul(self.Jt[i0:i1], B)
+        # Rank-one part: Σ_p c2 (J_iᵀ d)((P_p J_j)ᵀ d)ᵀ, with d = x_i - P_p x_j.
+        if self.sparse:
+            a = self._jacobian_t(i0, i1, np.broadcast_to(Xp, (n_i, D)))[:, None, :]
+        else:
+            a = (Xp @ self.J_by_atom[:, i0 * n3 : i1 * n3]).reshape(P, n_i, n3)
+            a = a.transpose(1, 0, 2)
+        a = self.JX[i0:i1, None, :] - a
+        if self.sparse:
+            Gj = np.broadcast_to(self.G[j], (n_i, D, 3))
+            b = jacobian_transpose_dot(Gj, Xi - Xp).reshape(n_i, 1, n3)
+        else:
+            b = (Xi @ Jp_cols).reshape(n_i, P, n3) - Jp_Xp[None]
+        block -= np.matmul((a * c2[:, :, None]).transpose(0, 2, 1), b)
+        return block
+
+    def _jacobian_t(self, i0: int, i1: int, v: np.ndarray) -> np.ndarray:
+        """J_iᵀ v_i (i1 − i0, 3N) for descriptor-space vectors v (i1 − i0, D)."""
+        if self.sparse:
+            return jacobian_transpose_dot(self.G[i0:i1], v).reshape(i1 - i0, self.n3)
+        return np.einsum("md,mdl->ml", v, self.J[i0:i1])
+
+    def _jacobian_products(self, i0: int, i1: int, j: int) -> np.ndarray:
+        """J_iᵀ J_j (i1 − i0, 3N, 3N) from compact Jacobians: entry d = (a, b) adds
+        G_i,d G_j,dᵀ to the diagonal blocks (a, a) and (b, b) and subtracts it from the
+        off-diagonal blocks (a, b) and (b, a)."""
+        n_i, n_atoms = i1 - i0, self.n3 // 3
+        outer = self.G[i0:i1, :, :, None] * self.G[j][None, :, None, :]  # (n_i, D, 3, 3)
+        out = np.zeros((n_i, n_atoms, 3, n_atoms, 3))
+        a, b = self.pairs
+        by_pair = -outer.transpose(1, 0, 2, 3)  # (D, n_i, 3, 3), the layout of out[:, a, :, b, :]
+        out[:, a, :, b, :] = by_pair
+        out[:, b, :, a, :] = by_pair
+        diag = self.abs_incidence @ outer.transpose(1, 0, 2, 3).reshape(self.D, n_i * 9)
+        atoms = np.arange(n_atoms)
+        out[:, atoms, :, atoms, :] = diag.reshape(n_atoms, n_i, 3, 3)
+        return out.reshape(n_i, self.n3, self.n3)
 
 
 def assemble_kernel(
@@ -53,39 +148,18 @@ def assemble_kernel(
     Columns are filled by ``n_workers`` threads (default: the cores available), each
     running single-threaded BLAS: the products here are too small for threaded BLAS.
     """
-    M, D, n3 = J.shape
-    P = tril_perms.shape[0]
+    M, _, n3 = J.shape
     K = np.empty((M * n3, M * n3)) if out is None else out
-    J_flat_by_atom = np.ascontiguousarray(J.transpose(1, 0, 2)).reshape(D, M * n3)
-    Jt = np.ascontiguousarray(J.transpose(0, 2, 1))  # (M, 3N, D)
-    JX = np.einsum("md,mdl->ml", X, J)  # J_iᵀ x_i
-    X_sq = np.einsum("md,md->m", X, X)
-    rows_per_chunk = _block_budget(8 * (D * n3 + 2 * P * n3))
+    blocks = KernelBlocks(X, J, tril_perms)
+    rows_per_chunk = blocks.rows_per_chunk(256 * 2**20)
 
     def fill_column(j: int) -> None:
-        Xp = X[j][tril_perms]  # (P, D)
-        Jp = J[j][tril_perms]  # (P, D, 3N)
-        Jp_flat = Jp.reshape(P, D * n3)
-        Jp_cols = np.ascontiguousarray(Jp.transpose(1, 0, 2)).reshape(D, P * n3)
-        Jp_Xp = np.einsum("pd,pdl->pl", Xp, Jp)  # (P, 3N): (P_p J_j)ᵀ P_p x_j
-        start = j if upper_only else 0
-        for i0 in range(start, M, rows_per_chunk):
+        column = blocks.column(j)
+        for i0 in range(j if upper_only else 0, M, rows_per_chunk):
             i1 = min(M, i0 + rows_per_chunk)
-            Xi = X[i0:i1]
-            n_i = i1 - i0
-            # |x_i - P_p x_j|² by the Gram trick; the kernel is smooth at r = 0.
-            r2 = X_sq[i0:i1, None] + X_sq[j] - 2.0 * (Xi @ Xp.T)
-            c1, c2 = matern_coefficients(np.sqrt(np.maximum(r2, 0.0)), sigma)
-            # Identity part: J_iᵀ (Σ_p c1 P_p J_j).
-            B = (c1 @ Jp_flat).reshape(n_i, D, n3)
-            block = np.matmul(Jt[i0:i1], B)
-            # Rank-one part: Σ_p c2 (J_iᵀ d)((P_p J_j)ᵀ d)ᵀ, with d = x_i - P_p x_j.
-            a = (Xp @ J_flat_by_atom[:, i0 * n3 : i1 * n3]).reshape(P, n_i, n3)
-            a = JX[i0:i1, None, :] - a.transpose(1, 0, 2)
-            b = (Xi @ Jp_cols).reshape(n_i, P, n3) - Jp_Xp[None]
-            block -= np.matmul((a * c2[:, :, None]).transpose(0, 2, 1), b)
+            block = blocks.block(column, i0, i1, sigma)
             K[j * n3 : (j + 1) * n3, i0 * n3 : i1 * n3] = block.transpose(2, 0, 1).reshape(
-                n3, n_i * n3
+                n3, (i1 - i0) * n3
             )
 
     # Columns are independent and write disjoint rows of K; numpy releases the GIL in
