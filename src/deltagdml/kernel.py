@@ -85,23 +85,17 @@ class KernelBlocks:
         # |x_i - P_p x_j|² by the Gram trick; the kernel is smooth at r = 0.
         r2 = self.X_sq[i0:i1, None] + self.X_sq[j] - 2.0 * (Xi @ Xp.T)
         c1, c2 = matern_coefficients(np.sqrt(np.maximum(r2, 0.0)), sigma)
-        # Identity part: J_iᵀ (Σ_p c1 P_p J_j).
+        # Identity part J_iᵀ (Σ_p c1 P_p J_j) and the vectors of the rank-one part
+        # Σ_p c2 (J_iᵀ d)((P_p J_j)ᵀ d)ᵀ, with d = x_i - P_p x_j.
         if self.sparse:
             block = c1[:, :, None] * self._jacobian_products(i0, i1, j)
-        else:
-            B = (c1 @ Jp_flat).reshape(n_i, D, n3)
-            block = np.matmul(self.Jt[i0:i1], B)
-        # Rank-one part: Σ_p c2 (J_iᵀ d)((P_p J_j)ᵀ d)ᵀ, with d = x_i - P_p x_j.
-        if self.sparse:
-            a = self._jacobian_t(i0, i1, np.broadcast_to(Xp, (n_i, D)))[:, None, :]
-        else:
-            a = (Xp @ self.J_by_atom[:, i0 * n3 : i1 * n3]).reshape(P, n_i, n3)
-            a = a.transpose(1, 0, 2)
-        a = self.JX[i0:i1, None, :] - a
-        if self.sparse:
+            a = self.JX[i0:i1] - self._jacobian_t(i0, i1, np.broadcast_to(Xp, (n_i, D)))
             Gj = np.broadcast_to(self.G[j], (n_i, D, 3))
-            b = jacobian_transpose_dot(Gj, Xi - Xp).reshape(n_i, 1, n3)
+            a, b = a[:, None, :], jacobian_transpose_dot(Gj, Xi - Xp).reshape(n_i, 1, n3)
         else:
+            block = np.matmul(self.Jt[i0:i1], (c1 @ Jp_flat).reshape(n_i, D, n3))
+            a = (Xp @ self.J_by_atom[:, i0 * n3 : i1 * n3]).reshape(P, n_i, n3)
+            a = self.JX[i0:i1, None, :] - a.transpose(1, 0, 2)
             b = (Xi @ Jp_cols).reshape(n_i, P, n3) - Jp_Xp[None]
         block -= np.matmul((a * c2[:, :, None]).transpose(0, 2, 1), b)
         return block
