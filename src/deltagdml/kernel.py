@@ -57,7 +57,7 @@ class KernelBlocks:
         else:
             self.Jt = np.ascontiguousarray(J.transpose(0, 2, 1))  # (M, 3N, D)
             self.J_by_atom = np.ascontiguousarray(J.transpose(1, 0, 2)).reshape(D, M * n3)
-        self.JX = self._jacobian_t(0, M, X)  # J_iᵀ x_i
+            self.JX = np.einsum("md,mdl->ml", X, J)  # J_iᵀ x_i
 
     def rows_per_chunk(self, budget_bytes: int) -> int:
         """Rows i per call of :meth:`block` whose work arrays fit in ``budget_bytes``."""
@@ -89,9 +89,10 @@ class KernelBlocks:
         # Σ_p c2 (J_iᵀ d)((P_p J_j)ᵀ d)ᵀ, with d = x_i - P_p x_j.
         if self.sparse:
             block = c1[:, :, None] * self._jacobian_products(i0, i1, j)
-            a = self.JX[i0:i1] - self._jacobian_t(i0, i1, np.broadcast_to(Xp, (n_i, D)))
-            Gj = np.broadcast_to(self.G[j], (n_i, D, 3))
-            a, b = a[:, None, :], jacobian_transpose_dot(Gj, Xi - Xp).reshape(n_i, 1, n3)
+            d = Xi - Xp
+            a = jacobian_transpose_dot(self.G[i0:i1], d).reshape(n_i, 1, n3)
+            b = jacobian_transpose_dot(np.broadcast_to(self.G[j], (n_i, D, 3)), d)
+            b = b.reshape(n_i, 1, n3)
         else:
             block = np.matmul(self.Jt[i0:i1], (c1 @ Jp_flat).reshape(n_i, D, n3))
             a = (Xp @ self.J_by_atom[:, i0 * n3 : i1 * n3]).reshape(P, n_i, n3)
@@ -99,12 +100,6 @@ class KernelBlocks:
             b = (Xi @ Jp_cols).reshape(n_i, P, n3) - Jp_Xp[None]
         block -= np.matmul((a * c2[:, :, None]).transpose(0, 2, 1), b)
         return block
-
-    def _jacobian_t(self, i0: int, i1: int, v: np.ndarray) -> np.ndarray:
-        """J_iᵀ v_i (i1 − i0, 3N) for descriptor-space vectors v (i1 − i0, D)."""
-        if self.sparse:
-            return jacobian_transpose_dot(self.G[i0:i1], v).reshape(i1 - i0, self.n3)
-        return np.einsum("md,mdl->ml", v, self.J[i0:i1])
 
     def _jacobian_products(self, i0: int, i1: int, j: int) -> np.ndarray:
         """J_iᵀ J_j (i1 − i0, 3N, 3N) from compact Jacobians: entry d = (a, b) adds
