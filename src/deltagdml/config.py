@@ -11,14 +11,18 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from .data.calculators import check_calculator_spec
 from .data.systems import DEFAULT_SYSTEMS, System, system_from_config
 from .errors import ConfigError
 from .solvers import training_mem_mb
 
 SAMPLING_DEFAULTS: dict[str, Any] = {
-    "temperature_K": 300.0,
+    "calculator": None,
+    "temperatures_K": [300.0],
     "timestep_fs": 0.5,
     "n_frames": 400,
+    "frames_per_replica": None,
+    "selection": "time",
     "stride": 10,
     "equilibration_steps": 200,
     "friction_per_fs": 0.01,
@@ -68,10 +72,32 @@ def system_entry(config: dict, name: str) -> dict:
 
 
 def sampling_settings(config: dict, name: str) -> dict:
-    """Global sampling settings overridden by the system's."""
-    return _merge(
+    """Global sampling settings overridden by the system's, checked.
+
+    ``frames_per_replica`` is resolved (default: ``n_frames`` shared evenly over the
+    replicas, one per temperature) and ``calculator`` is the sampler's spec: the
+    reference method unless set.
+    """
+    s = _merge(
         SAMPLING_DEFAULTS, config.get("sampling"), system_entry(config, name).get("sampling")
     )
+    n_replicas = len(s["temperatures_K"])
+    if n_replicas < 1 or min(s["temperatures_K"]) <= 0:
+        raise ConfigError(
+            f"system '{name}': sampling.temperatures_K must be a non-empty list of positive "
+            f"temperatures, got {s['temperatures_K']}"
+        )
+    if s["frames_per_replica"] is None:
+        s["frames_per_replica"] = -(-s["n_frames"] // n_replicas)
+    if s["n_frames"] > s["frames_per_replica"] * n_replicas:
+        raise ConfigError(
+            f"system '{name}': sampling.n_frames = {s['n_frames']} exceeds the "
+            f"{s['frames_per_replica'] * n_replicas} candidate frames of {n_replicas} "
+            f"replica(s) × sampling.frames_per_replica = {s['frames_per_replica']}"
+        )
+    if s["calculator"] is None:
+        s["calculator"] = config.get("reference")
+    return s
 
 
 def training_settings(config: dict, name: str) -> dict:
@@ -142,6 +168,7 @@ def step_config(config: dict, name: str, sections: tuple[str, ...]) -> dict:
 
 def check_config(config: dict, base_dir: str | Path = ".") -> dict[str, System]:
     """Validate every system up front; return them by name."""
+    check_calculator_spec(config.get("reference"), "reference")
     systems = {}
     for name in config.get("systems") or {}:
         systems[name] = load_system(config, name, base_dir)
@@ -153,6 +180,10 @@ def check_config(config: dict, base_dir: str | Path = ".") -> dict[str, System]:
             for path in paths:
                 if path is not None and not (Path(base_dir) / path).is_file():
                     raise ConfigError(f"system '{name}'.{key}: file '{path}' not found")
-        sampling_settings(config, name)
+        if "dataset" not in entry:
+            where = "sampling.calculator"
+            if "calculator" in (entry.get("sampling") or {}):
+                where = f"systems.{name}.{where}"
+            check_calculator_spec(sampling_settings(config, name)["calculator"], where)
         training_settings(config, name)
     return systems

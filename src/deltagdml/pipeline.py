@@ -19,13 +19,16 @@ import pandas as pd
 from .atomic_io import atomic_path, save_npz_atomic
 from .composite import DeltaModel, FragmentTerm
 from .config import load_system, model_parts, sampling_settings, system_entry, training_settings
-from .data.calculators import set_single_thread
+from .data.calculators import calculator_label, set_single_thread
 from .data.delta import build_delta_datasets
+from .data.frame_selection import select_frames
 from .data.ingest import ingest_dataset
 from .data.labelling import chunk_indices, label_frames, load_labels, merge_labels, save_labels
 from .data.md_sampling import load_trajectory, sample_md, save_trajectory
 from .data.splits import load_splits, make_splits, save_splits
 from .dataset import load_dataset, save_dataset
+from .dynamics import dynamics_settings
+from .dynamics.collective import CV2_COLUMNS, cv_pair
 from .metrics import error_summary, mae
 from .model_io import load_model, save_model
 from .selection import select_sigma_configured
@@ -51,36 +54,117 @@ def _progress(message: str) -> None:
     log.info(message)
 
 
-def sample(config: dict, name: str, out_path: str, base_dir: str = ".") -> None:
-    """Langevin MD of a system with the reference calculator."""
+def sample_replica(
+    config: dict, name: str, replica: int, out_path: str, base_dir: str = "."
+) -> None:
+    """Langevin MD of one sampling replica (one temperature of ``sampling.temperatures_K``)
+    with the sampling calculator (the reference method unless ``sampling.calculator``)."""
     set_single_thread()
     system = load_system(config, name, base_dir)
     s = sampling_settings(config, name)
+    temperature = s["temperatures_K"][replica]
+    sampler, reference = calculator_label(s["calculator"]), theory_label(config)
+    if sampler != reference:
+        log.info("%s: sampling with %s; labels will come from %s", name, sampler, reference)
     t0 = time.perf_counter()
     traj = sample_md(
         system,
-        config.get("reference"),
-        s["temperature_K"],
+        s["calculator"],
+        temperature,
         s["timestep_fs"],
-        s["n_frames"],
+        s["frames_per_replica"],
         s["stride"],
-        seed=int(config.get("seed", 0)),
+        seed=int(config.get("seed", 0)) + replica,
         friction_per_fs=s["friction_per_fs"],
         restraint=s.get("restraint"),
         progress=_progress,
         equilibration_steps=s["equilibration_steps"],
     )
+    traj |= {
+        "replica": np.full(len(traj["R"]), replica),
+        "temperature_K": np.full(len(traj["R"]), float(temperature)),
+        "sampler": sampler,
+    }
     save_trajectory(traj, out_path)
     d = traj["com_distance"]
     log.info(
-        "%s: %d frames in %.0f s; COM distance %.2f–%.2f Å (mean %.2f Å)",
+        "%s: replica %d (%g K), %d frames in %.0f s; COM distance %.2f–%.2f Å (mean %.2f Å)",
         name,
+        replica,
+        temperature,
         len(d),
         time.perf_counter() - t0,
         d.min(),
         d.max(),
         d.mean(),
     )
+
+
+def select(
+    config: dict,
+    name: str,
+    replica_paths: list[str],
+    *,
+    trajectory: str,
+    table: str,
+    png: str,
+    pdf: str,
+    base_dir: str = ".",
+) -> None:
+    """Choose the frames to label among all replicas' frames (``sampling.selection``).
+
+    Writes the labelled frames with their replica, temperature, time and collective
+    variables (``trajectory``, ``table``) and a figure of the CV coverage.
+    """
+    from .plotting import plot_sampling_coverage  # matplotlib only where needed
+
+    system = load_system(config, name, base_dir)
+    s = sampling_settings(config, name)
+    replicas = [load_trajectory(p) for p in replica_paths]
+    pool = {
+        key: np.concatenate([r[key] for r in replicas])
+        for key in ("R", "com_distance", "time_fs", "replica", "temperature_K")
+    }
+    analysis = dynamics_settings(config, name)["analysis"]
+    labels, cvs = cv_pair(analysis, system, system.atoms.positions)
+    pool["cv"] = cvs(pool["R"])
+    idx = select_frames(pool["cv"], s["n_frames"], s["selection"], int(config.get("seed", 0)))
+    sampler, reference = calculator_label(s["calculator"]), theory_label(config)
+    out = {key: value[idx] for key, value in pool.items()}
+    out |= {
+        "z": replicas[0]["z"],
+        "candidate_index": idx,
+        "cv_names": np.array(["R_CM_A", CV2_COLUMNS[analysis["cv2"]["kind"]]]),
+        "sampler": sampler,
+        "reference": reference,
+    }
+    save_trajectory(out, trajectory)
+    frame_table = pd.DataFrame(
+        {
+            "frame": np.arange(len(idx)),
+            "replica": out["replica"],
+            "temperature_K": out["temperature_K"],
+            "time_fs": out["time_fs"],
+            **{name_: out["cv"][:, k] for k, name_ in enumerate(out["cv_names"])},
+        }
+    )
+    with atomic_path(table) as tmp:
+        frame_table.to_csv(tmp, index=False, float_format="%.6g")
+    title = f"{name}: sampled with {sampler}, labelled with {reference}"
+    plot_sampling_coverage(pool["cv"], idx, pool["temperature_K"], labels, title, png, pdf)
+    for k, label in enumerate(out["cv_names"]):
+        log.info(
+            "%s: %s candidates %.2f–%.2f Å, selected (%s) %.2f–%.2f Å, %d of %d frames",
+            name,
+            label,
+            pool["cv"][:, k].min(),
+            pool["cv"][:, k].max(),
+            s["selection"],
+            out["cv"][:, k].min(),
+            out["cv"][:, k].max(),
+            len(idx),
+            len(pool["cv"]),
+        )
 
 
 def label_chunk(
@@ -126,10 +210,7 @@ def ingest(config: dict, name: str, out_path: str, base_dir: str = ".") -> None:
 
 def theory_label(config: dict) -> str:
     """Human-readable name of the reference method."""
-    ref = config.get("reference") or {"name": "tblite", "method": "GFN2-xTB"}
-    if ref.get("name") == "tblite":
-        return f"{ref.get('method', 'GFN2-xTB')} (tblite)"
-    return str(ref.get("class", ref.get("name")))
+    return calculator_label(config.get("reference"))
 
 
 def delta_dataset(

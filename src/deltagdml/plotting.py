@@ -98,3 +98,47 @@ def plot_fragment_errors(fragments: pd.DataFrame, png: str, pdf: str) -> None:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncols=2, frameon=False)
     save_figure(fig, png, pdf)
+
+
+def plot_sampling_coverage(
+    cvs: np.ndarray,
+    selected: np.ndarray,
+    temperatures: np.ndarray,
+    labels: list[str],
+    title: str,
+    png: str,
+    pdf: str,
+) -> None:
+    """Candidate frames of all replicas (grey) and the frames chosen for labelling
+    (coloured by replica temperature) over two collective variables, with the
+    distribution of the first one."""
+    fig, (ax, hist) = plt.subplots(
+        1, 2, figsize=(7.6, 3.3), width_ratios=[1.5, 1], layout="constrained"
+    )
+    ax.scatter(*cvs.T[:2], s=3, c="#c8c8c8", lw=0, label="candidate frames", rasterized=True)
+    points = ax.scatter(
+        *cvs[selected].T[:2],
+        s=9,
+        c=temperatures[selected],
+        cmap="plasma",
+        lw=0,
+        label="labelled frames",
+    )
+    fig.colorbar(points, ax=ax, label="replica temperature (K)")
+    ax.set(xlabel=labels[0], ylabel=labels[1])
+    ax.legend(loc="best", fontsize=7, markerscale=2)
+    bins = np.linspace(cvs[:, 0].min(), cvs[:, 0].max(), 31)
+    hist.hist(cvs[:, 0], bins=bins, density=True, color="#c8c8c8", label="candidates")
+    hist.hist(
+        cvs[selected, 0],
+        bins=bins,
+        density=True,
+        histtype="step",
+        color="#1f77b4",
+        lw=1.5,
+        label="labelled",
+    )
+    hist.set(xlabel=labels[0], ylabel="probability density (1/Å)")
+    hist.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    save_figure(fig, png, pdf)

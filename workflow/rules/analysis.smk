@@ -1,4 +1,4 @@
-# Paper analyses: descriptor variance (Fig. 3), binding statistics (Fig. 5), force
+# Paper analyses: Coulomb matrix (Fig. 2), descriptor variance (Fig. 3), binding statistics (Fig. 5), force
 # decomposition (Fig. 1) and learning curves of the full and Δ models.
 # Settings: the optional `analysis:` section, defaults in deltagdml.analysis.DEFAULTS.
 # Input functions are lambdas: the linter wants functions in common.smk only.
@@ -9,6 +9,7 @@ check_analysis(config, SYSTEMS)
 
 # Every output of the analyses, for `rule all`.
 analysis_targets = lambda: [
+    *expand(rules.analysis_coulomb_matrix.output, system=SYSTEMS),
     *expand(rules.analysis_descriptor_variance.output, system=SYSTEMS),
     *expand(rules.analysis_force_decomposition.output, system=SYSTEMS),
     *rules.analysis_binding_stats.output,
@@ -47,6 +48,31 @@ rule analysis_descriptor_variance:
         config=params_for("seed", "analysis"),
     script:
         "../scripts/analysis_descriptor_variance.py"
+
+
+rule analysis_coulomb_matrix:
+    input:
+        f"{RESULTS}/{{system}}/datasets/full.npz",
+    output:
+        csv=f"{RESULTS}/{{system}}/analysis/coulomb_matrix_blocks.csv",
+        png=report(
+            f"{RESULTS}/{{system}}/analysis/fig2_coulomb_matrix.png",
+            caption="../report/analysis_coulomb_matrix.rst",
+            category="Analyses",
+            subcategory="Fig. 2: Coulomb matrix",
+            labels={"system": "{system}"},
+        ),
+        pdf=f"{RESULTS}/{{system}}/analysis/fig2_coulomb_matrix.pdf",
+    log:
+        f"{RESULTS}/logs/{{system}}/analysis_coulomb_matrix.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{system}}/analysis_coulomb_matrix.tsv"
+    conda:
+        ENV
+    params:
+        config=params_for(),
+    script:
+        "../scripts/analysis_coulomb_matrix.py"
 
 
 rule analysis_force_decomposition:

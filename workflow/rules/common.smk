@@ -2,6 +2,7 @@
 from deltagdml.config import (
     check_config,
     model_parts,
+    sampling_settings,
     step_config,
     system_entry,
     training_memory_mb,
@@ -19,6 +20,7 @@ wildcard_constraints:
     part=r"full|binding|fragment_\d+",
     dataset=r"full|binding|nonint|fragment_\d+",
     chunk=r"\d+",
+    replica=r"\d+",
 
 
 def params_for(*sections):
@@ -40,6 +42,12 @@ def labels_input(wildcards):
     if "dataset" in system_entry(config, wildcards.system):
         return f"{RESULTS}/{wildcards.system}/data/ingested_labels.npz"
     return f"{RESULTS}/{wildcards.system}/data/labels.npz"
+
+
+def replica_files(wildcards):
+    """The sampling replicas of a system, one per temperature."""
+    n = len(sampling_settings(config, wildcards.system)["temperatures_K"])
+    return [f"{RESULTS}/{wildcards.system}/data/replicas/replica_{r}.npz" for r in range(n)]
 
 
 def label_chunks(wildcards):

@@ -1,13 +1,13 @@
-# Reference data: MD sampling, chunked labelling (or ingestion), Δ datasets, splits.
+# Reference data: MD sampling replicas, frame selection, chunked labelling (or ingestion), Δ datasets, splits.
 
 
-rule sample_trajectory:
+rule sample_replica:
     output:
-        f"{RESULTS}/{{system}}/data/trajectory.npz",
+        f"{RESULTS}/{{system}}/data/replicas/replica_{{replica}}.npz",
     log:
-        f"{RESULTS}/logs/{{system}}/sample_trajectory.log",
+        f"{RESULTS}/logs/{{system}}/sample_replica_{{replica}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/{{system}}/sample_trajectory.tsv"
+        f"{RESULTS}/benchmarks/{{system}}/sample_replica_{{replica}}.tsv"
     conda:
         ENV
     threads: 1
@@ -16,7 +16,33 @@ rule sample_trajectory:
     params:
         config=params_for("seed", "reference", "sampling"),
     script:
-        "../scripts/sample_trajectory.py"
+        "../scripts/sample_replica.py"
+
+
+rule select_frames:
+    input:
+        replica_files,
+    output:
+        trajectory=f"{RESULTS}/{{system}}/data/trajectory.npz",
+        table=f"{RESULTS}/{{system}}/data/labelled_frames.csv",
+        png=report(
+            f"{RESULTS}/{{system}}/data/sampling_coverage.png",
+            caption="../report/sampling_coverage.rst",
+            category="Data",
+            subcategory="Sampling coverage",
+            labels={"system": "{system}"},
+        ),
+        pdf=f"{RESULTS}/{{system}}/data/sampling_coverage.pdf",
+    log:
+        f"{RESULTS}/logs/{{system}}/select_frames.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{system}}/select_frames.tsv"
+    conda:
+        ENV
+    params:
+        config=params_for("seed", "reference", "sampling", "dynamics"),
+    script:
+        "../scripts/select_frames.py"
 
 
 rule label_chunk:

@@ -11,7 +11,7 @@ from matplotlib.patches import Circle, Patch, Polygon
 from matplotlib.ticker import FuncFormatter, NullFormatter, ScalarFormatter
 from scipy.spatial import ConvexHull
 
-from ..plotting import COLORS, LABELS, plt, save_figure
+from ..plotting import COLORS, LABELS, plt, save_figure, subscript_digits
 from .binding_stats import QUANTITIES
 from .descriptor_variance import DescriptorVariance, Entry, fragment_of_atom
 from .force_decomposition import VIEW_TILT_DEG, ForceDecomposition, nice_floor
@@ -366,4 +366,72 @@ def plot_learning_curves(table: pd.DataFrame, fits: pd.DataFrame, png: str, pdf:
                 ax.set_xlabel("training geometries $n$")
             if col == 0:
                 ax.set_ylabel(ylabels[q])
+    save_figure(fig, png, pdf)
+
+
+# -- Fig. 2: Coulomb matrix ---------------------------------------------------------------
+def plot_coulomb_matrix(
+    name: str,
+    C: np.ndarray,
+    fragments: list[np.ndarray],
+    fragment_names: list[str],
+    blocks: pd.DataFrame,
+    png: str,
+    pdf: str,
+) -> None:
+    """Heat map of a Coulomb matrix (hartree, log scale), atoms grouped by fragment, with the
+    intra-fragment blocks outlined and the inter-fragment block marked."""
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Rectangle
+
+    order = np.concatenate(fragments)
+    M = C[np.ix_(order, order)]
+    n = len(order)
+    fig, ax = plt.subplots(figsize=(4.6, 3.9), layout="constrained")
+    positive = M[M > 0]
+    im = ax.imshow(
+        np.where(M > 0, M, np.nan),
+        cmap="viridis",
+        norm=LogNorm(positive.min(), positive.max()),
+        interpolation="nearest",
+    )
+    fig.colorbar(im, ax=ax, shrink=0.85, label="Coulomb matrix entry ($E_h$)")
+    sizes = [len(f) for f in fragments]
+    starts = np.cumsum([0, *sizes[:-1]])
+    share = blocks.groupby("block")["frobenius2_share"].sum()
+    for k, (start, size) in enumerate(zip(starts, sizes, strict=True)):
+        ax.add_patch(
+            Rectangle((start - 0.5, start - 0.5), size, size, fill=False, ec="white", lw=1.2)
+        )
+        ax.text(
+            start + size / 2 - 0.5,
+            start + size / 2 - 0.5,
+            f"intra\n{subscript_digits(fragment_names[k])}",
+            color="white",
+            ha="center",
+            va="center",
+            fontsize=8,
+        )
+    for e in starts[1:] - 0.5:
+        ax.axhline(e, color="white", lw=0.6, ls="--")
+        ax.axvline(e, color="white", lw=0.6, ls="--")
+    if len(fragments) > 1:
+        ax.text(
+            starts[1] + sizes[1] / 2 - 0.5,
+            sizes[0] / 2 - 0.5,
+            "inter",
+            color="#ffb3b3",
+            ha="center",
+            va="center",
+            fontsize=8,
+        )
+    ax.set(xlim=(-0.5, n - 0.5), ylim=(n - 0.5, -0.5))
+    ax.set_xlabel("atom b (grouped by fragment)")
+    ax.set_ylabel("atom a (grouped by fragment)")
+    ax.set_title(
+        f"{_title(name)}: Coulomb matrix of one geometry\n"
+        f"share of $\\|C\\|_F^2$ off the diagonal: intra {share.get('intra', 0):.2f}, "
+        f"inter {share.get('inter', 0):.2f}",
+        fontsize=8,
+    )
     save_figure(fig, png, pdf)

@@ -4,6 +4,7 @@ Spec forms::
 
     None or {"name": "tblite", "method": "GFN2-xTB", "accuracy": 0.1,
              "electronic_temperature": 300.0, "max_iterations": 250}
+    {"name": "gfnff"}   (GFN-FF force field through the ``gfnff`` package; fast sampler)
     {"name": "ase", "class": "ase.calculators.emt:EMT", "kwargs": {...}, "pass_charge": false}
 
 Performance: create one calculator per process and per (system, fragment) and feed it new
@@ -30,6 +31,7 @@ TBLITE_DEFAULTS: dict[str, object] = {
     "electronic_temperature": 300.0,
     "max_iterations": 250,
 }
+CALCULATOR_NAMES = ("tblite", "gfnff", "ase")
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -60,27 +62,88 @@ def make_calculator(spec: dict | None, charge: int, multiplicity: int) -> BaseCa
             multiplicity=multiplicity,
             verbosity=0,
         )
+    if name == "gfnff":
+        if spec:
+            raise ConfigError(f"calculator spec: gfnff takes no options, got {sorted(spec)}")
+        if multiplicity != 1:
+            raise ConfigError(
+                f"calculator spec: gfnff has no spin, got multiplicity {multiplicity}"
+            )
+        set_single_thread()
+        from gfnff.ase_calculator import GFNFF
+
+        return GFNFF(charge=charge)
     if name == "ase":
         return _generic_calculator(spec, charge, multiplicity)
-    raise ConfigError(f"calculator spec: unknown calculator name {name!r}; use 'tblite' or 'ase'")
+    raise ConfigError(
+        f"calculator spec: unknown calculator name {name!r}; use one of {CALCULATOR_NAMES}"
+    )
 
 
-def _generic_calculator(spec: dict, charge: int, multiplicity: int) -> BaseCalculator:
-    unknown = set(spec) - {"class", "kwargs", "pass_charge"}
+def calculator_label(spec: dict | None) -> str:
+    """Human-readable name of a calculator spec, e.g. ``GFN2-xTB (tblite)``."""
+    spec = spec or {"name": "tblite"}
+    name = spec.get("name", "tblite")
+    if name == "tblite":
+        return f"{spec.get('method', TBLITE_DEFAULTS['method'])} (tblite)"
+    if name == "gfnff":
+        return "GFN-FF (gfnff)"
+    return str(spec.get("class", name))
+
+
+def check_calculator_spec(spec: dict | None, where: str) -> None:
+    """Validate a calculator spec without building it: keys, and that its code imports.
+
+    Raises :class:`ConfigError` naming ``where`` (the config key), so that a bad spec
+    fails when the workflow is planned instead of inside its first job.
+    """
+    if spec is None:
+        return
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {spec!r}")
+    name = spec.get("name", "tblite")
+    module = {"tblite": "tblite.ase", "gfnff": "gfnff.ase_calculator"}.get(name)
+    try:
+        if name == "ase":
+            _import_class(spec, where)
+            return
+        if module is None:
+            raise ConfigError(f"unknown calculator name {name!r}; use one of {CALCULATOR_NAMES}")
+        unknown = set(spec) - {"name"} - (set(TBLITE_DEFAULTS) if name == "tblite" else set())
+        if unknown:
+            raise ConfigError(f"unknown {name} key(s) {sorted(unknown)}")
+        importlib.import_module(module)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {str(exc).removeprefix('calculator spec: ')}") from exc
+    except ImportError as exc:
+        raise ConfigError(
+            f"{where}: calculator {name!r} needs a package that is not installed: {exc}"
+        ) from exc
+
+
+def _import_class(spec: dict, where: str) -> type:
+    """The class named by an ``{"name": "ase", "class": "module:Class"}`` spec, checked."""
+    unknown = set(spec) - {"name", "class", "kwargs", "pass_charge"}
     if unknown or "class" not in spec:
         raise ConfigError(
-            "calculator spec: name 'ase' needs 'class' ('module:Class') and may hold "
+            f"{where}: name 'ase' needs 'class' ('module:Class') and may hold "
             f"'kwargs', 'pass_charge'; got keys {sorted(spec)}"
         )
+    if not isinstance(spec.get("kwargs") or {}, dict):
+        raise ConfigError(f"{where}: 'kwargs' must be a mapping, got {spec['kwargs']!r}")
     module_name, _, class_name = str(spec["class"]).partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(f"calculator spec: cannot import {spec['class']!r}: {exc}") from exc
-    kwargs = spec.get("kwargs") or {}
-    if not isinstance(kwargs, dict):
-        raise ConfigError(f"calculator spec: 'kwargs' must be a mapping, got {kwargs!r}")
-    kwargs = dict(kwargs)
+        raise ConfigError(f"{where}: cannot import {spec['class']!r}: {exc}") from exc
+    if not isinstance(cls, type):
+        raise ConfigError(f"{where}: {spec['class']!r} is not a class")
+    return cls
+
+
+def _generic_calculator(spec: dict, charge: int, multiplicity: int) -> BaseCalculator:
+    cls = _import_class(spec, "calculator spec")
+    kwargs = dict(spec.get("kwargs") or {})
     if spec.get("pass_charge", False):
         kwargs.update(charge=charge, multiplicity=multiplicity)
     try:

@@ -174,8 +174,18 @@ def sample_md(
     }
 
 
+#: Optional per-frame records of a trajectory file: sampling replica, its thermostat
+#: temperature (K), index among all candidate frames, and the collective variables (Å).
+TRAJECTORY_EXTRAS = ("replica", "temperature_K", "candidate_index", "cv")
+#: Optional strings: names of the CVs, the sampling and the labelling method.
+TRAJECTORY_TEXTS = ("cv_names", "sampler", "reference")
+
+
 def save_trajectory(traj: dict[str, np.ndarray], path: str | os.PathLike) -> None:
-    """Write a trajectory from :func:`sample_md` atomically as ``.npz`` (Å, fs)."""
+    """Write a trajectory (from :func:`sample_md`, plus any of :data:`TRAJECTORY_EXTRAS`
+    and :data:`TRAJECTORY_TEXTS`) atomically as ``.npz`` (Å, fs, K)."""
+    extras = {key: np.asarray(traj[key]) for key in TRAJECTORY_EXTRAS if key in traj}
+    texts = {key: np.asarray(traj[key], dtype=str) for key in TRAJECTORY_TEXTS if key in traj}
     save_npz_atomic(
         path,
         R=np.asarray(traj["R"], dtype=float),
@@ -183,31 +193,40 @@ def save_trajectory(traj: dict[str, np.ndarray], path: str | os.PathLike) -> Non
         com_distance=np.asarray(traj["com_distance"], dtype=float),
         time_fs=np.asarray(traj["time_fs"], dtype=float),
         r_unit=np.array("Ang"),
+        **extras,
+        **texts,
     )
 
 
 def load_trajectory(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read and validate a trajectory written by :func:`save_trajectory` (no pickle)."""
-    data = read_npz(path, {"R", "z", "com_distance", "time_fs", "r_unit"}, "trajectory")
+    data = read_npz(
+        path,
+        {"R", "z", "com_distance", "time_fs", "r_unit"},
+        "trajectory",
+        optional=(*TRAJECTORY_EXTRAS, *TRAJECTORY_TEXTS),
+    )
     r_unit = str(data["r_unit"])
     if r_unit not in LENGTH_UNITS_IN_ANG:
         raise DatasetError(f"{path}: unknown length unit r_unit={r_unit!r}")
-    traj = {key: data[key] for key in ("R", "z", "com_distance", "time_fs")}
+    traj = {key: value for key, value in data.items() if key != "r_unit"}
     R, z = traj["R"], traj["z"]
     m = R.shape[0] if R.ndim == 3 else -1
+    per_frame = ["com_distance", "time_fs", *(k for k in TRAJECTORY_EXTRAS if k in traj)]
     if (
         R.ndim != 3
         or R.shape[1:] != (z.shape[0], 3)
         or not np.issubdtype(z.dtype, np.integer)
-        or traj["com_distance"].shape != (m,)
-        or traj["time_fs"].shape != (m,)
+        or any(traj[key].shape[:1] != (m,) for key in per_frame)
     ):
+        shapes = ", ".join(f"{key} {traj[key].shape}" for key in per_frame)
         raise DatasetError(
-            f"{path}: inconsistent shapes R {R.shape}, z {z.shape} {z.dtype}, "
-            f"com_distance {traj['com_distance'].shape}, time_fs {traj['time_fs'].shape}"
+            f"{path}: inconsistent shapes R {R.shape}, z {z.shape} {z.dtype}, {shapes}"
         )
     if not np.all(np.isfinite(R)):
         raise DatasetError(f"{path}: 'R' contains NaN or inf")
-    traj["R"] = R * LENGTH_UNITS_IN_ANG[r_unit]
-    traj["com_distance"] = traj["com_distance"] * LENGTH_UNITS_IN_ANG[r_unit]
+    scale = LENGTH_UNITS_IN_ANG[r_unit]
+    for key in ("R", "com_distance", "cv"):
+        if key in traj:
+            traj[key] = traj[key] * scale
     return traj

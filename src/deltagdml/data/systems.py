@@ -29,6 +29,8 @@ from scipy.sparse.csgraph import connected_components
 
 from ..errors import ConfigError
 
+#: Structure files shipped with the package (provenance in its README.md).
+STRUCTURES = Path(__file__).parent / "structures"
 #: Built-in systems. Index lists were read off the S22 geometries (benzene atoms come first).
 DEFAULT_SYSTEMS: dict[str, dict[str, Any]] = {
     "methane_dimer": {
@@ -53,7 +55,7 @@ DEFAULT_SYSTEMS: dict[str, dict[str, Any]] = {
         "charges": [0, 1],
     },
     "c60_buckycatcher": {
-        "structure": "../shared/structures/c60_buckycatcher.xyz",
+        "structure": str(STRUCTURES / "c60_buckycatcher.xyz"),
         "fragments": ["0-59", "60-147"],
     },
 }

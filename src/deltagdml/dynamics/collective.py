@@ -95,6 +95,30 @@ def second_cv(spec: dict, system: System, guest: int, start: np.ndarray) -> tupl
     return "$R_p$ (Å)", lambda R: centroid_distance(R, a, b)
 
 
+#: Column names (Å) of the second collective variable in tables, by ``cv2.kind``.
+CV2_COLUMNS = {
+    "min_distance": "d_min_A",
+    "atoms": "d_atoms_A",
+    "centroids": "d_AB_A",
+    "pincer": "R_p_A",
+}
+
+
+def cv_pair(analysis: dict, system: System, start: np.ndarray) -> tuple[list[str], CV]:
+    """The two collective variables of the FES and of frame selection: R_CM and the
+    configured second variable. Returns their axis labels and a function R → (M, 2) Å."""
+    guest = choose_guest(system, analysis["guest_fragment"])
+    if guest is None:
+        guest = int(np.argmin([len(f) for f in system.fragments]))
+    y_label, cv2 = second_cv(analysis["cv2"], system, guest, start)
+    masses = system.atoms.get_masses()
+
+    def both(R: np.ndarray) -> np.ndarray:
+        return np.stack([com_distance(R, masses, system.fragments), cv2(R)], axis=1)
+
+    return ["$R_{CM}$ (Å)", y_label], both
+
+
 def kabsch(P: np.ndarray, Q: np.ndarray) -> np.ndarray:
     """Rotations U (M, 3, 3) minimising Σ_i |U p_i − q_i|² for centred P, Q (M, n, 3)."""
     H = np.einsum("mni,mnj->mij", P, Q)

@@ -17,7 +17,7 @@ from ..model_io import load_model
 from ..npz_io import as_str, read_npz
 from ..pipeline import load_delta_model
 from . import dynamics_settings, n_steps
-from .collective import choose_guest, com_distance, guest_orientations, msad, second_cv
+from .collective import choose_guest, cv_pair, guest_orientations, msad
 from .fes import common_ranges, free_energy_surface
 from .run import MDCalculator, MDResult, StabilityCriteria, run_md
 
@@ -164,13 +164,10 @@ def analyse(config: dict, name: str, run_paths: list[str], out: dict[str, str]) 
     runs = sorted(
         (load_run(p) for p in run_paths), key=lambda r: (r["model"] != "full", r["temperature_K"])
     )
-    masses = system.atoms.get_masses()
     guest = choose_guest(system, a["guest_fragment"])
-    cv_guest = guest if guest is not None else int(np.argmin([len(f) for f in system.fragments]))
-    y_label, cv2 = second_cv(a["cv2"], system, cv_guest, runs[0]["R"][0])
+    (x_label, y_label), cvs = cv_pair(a, system, runs[0]["R"][0])
     frames = [_analysed_frames(r, a["equilibration_ps"]) for r in runs]
-    xs = [com_distance(R, masses, system.fragments) for R in frames]
-    ys = [cv2(R) for R in frames]
+    xs, ys = zip(*(cvs(R).T for R in frames), strict=True)
     ranges = common_ranges(xs, ys)
     fes = [
         free_energy_surface(
@@ -216,7 +213,6 @@ def analyse(config: dict, name: str, run_paths: list[str], out: dict[str, str]) 
     for path, t in ((out["stability"], table), (out["msad"], curve_table)):
         with atomic_path(path) as tmp:
             t.to_csv(tmp, index=False, float_format="%.6g")
-    x_label = "$R_{CM}$ (Å)"
     save_npz_atomic(
         out["fes"],
         F_kcal_mol=np.array(fes),
