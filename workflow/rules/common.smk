@@ -47,7 +47,9 @@ def labels_input(wildcards):
 def replica_files(wildcards):
     """The sampling replicas of a system, one per temperature."""
     n = len(sampling_settings(config, wildcards.system)["temperatures_K"])
-    return [f"{RESULTS}/{wildcards.system}/data/replicas/replica_{r}.npz" for r in range(n)]
+    return [
+        f"{RESULTS}/{wildcards.system}/data/replicas/replica_{r}.npz" for r in range(n)
+    ]
 
 
 def label_chunks(wildcards):
