@@ -45,9 +45,8 @@ def test_na_benzene_is_a_cation_with_charged_ion_fragment():
     assert ion.info == {"fragment": 1, "charge": 1, "multiplicity": 1}
 
 
-def test_c60_buckycatcher_loads_from_shared_structure():
-    if not (REPO.parent / "shared" / "structures" / "c60_buckycatcher.xyz").is_file():
-        pytest.skip("shared C60 buckycatcher structure not available")
+def test_c60_buckycatcher_loads_from_the_packaged_structure():
+    assert Path(DEFAULT_SYSTEMS["c60_buckycatcher"]["structure"]).is_relative_to(REPO)
     system = system_from_config("c60", DEFAULT_SYSTEMS["c60_buckycatcher"], base_dir=REPO)
     assert [len(f) for f in system.fragments] == [60, 88]
     assert fragment_atoms(system, 0).get_chemical_formula() == "C60"

@@ -13,6 +13,7 @@ from conftest import morse_energy_forces
 
 from deltagdml.calculator import GDMLCalculator
 from deltagdml.composite import DeltaModel, FragmentTerm
+from deltagdml.data.systems import STRUCTURES
 from deltagdml.dynamics import DEFAULTS, dynamics_settings
 from deltagdml.dynamics.collective import (
     centroid_distance,
@@ -28,7 +29,7 @@ from deltagdml.dynamics.steps import analyse, load_run, save_run, summarise
 from deltagdml.errors import ConfigError
 from deltagdml.model import GDMLModel
 
-C60_XYZ = Path("/work/shared/structures/c60_buckycatcher.xyz")
+C60_XYZ = STRUCTURES / "c60_buckycatcher.xyz"
 
 
 class Push(Calculator):
@@ -164,7 +165,6 @@ def test_pincer_opening_of_a_hand_made_clamp():
     assert centroid_distance(opened[None], a, b)[0] == pytest.approx(5.88)
 
 
-@pytest.mark.skipif(not C60_XYZ.is_file(), reason="buckycatcher structure not available")
 def test_pincer_halves_of_the_buckycatcher():
     atoms = ase.io.read(C60_XYZ)
     host = np.arange(60, 148)

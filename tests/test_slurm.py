@@ -226,7 +226,7 @@ def test_every_job_ran_as_a_slurm_job(runs):
             assert job["cpus"] == str(config["training_threads"]), job
         elif rule.startswith("prep"):  # the group asks for one CPU, not one per Δ dataset
             assert (job["cpus"], job["mem"]) == ("1", "2000M"), job
-        elif rule == "sample_trajectory":
+        elif rule == "sample_replica":
             assert (job["cpus"], job["timelimit"]) == ("1", "12:00:00"), job
 
 

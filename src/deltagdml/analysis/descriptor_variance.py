@@ -303,12 +303,16 @@ def summary_rows(
 def load_frames(
     full_path: str, trajectory_path: str | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Geometries R (Å), atomic numbers and times (ps; None without a sampled trajectory)."""
+    """Geometries R (Å), atomic numbers and times (ps; None unless the frames are one
+    sampled trajectory in time order, as opposed to a user dataset or several replicas)."""
     if trajectory_path is None:
         ds = load_dataset(full_path)
         return ds.R, ds.z, None
     traj = load_trajectory(trajectory_path)
-    return traj["R"], traj["z"], traj["time_fs"] / 1000.0
+    time_ps = traj["time_fs"] / 1000.0
+    if np.any(np.diff(time_ps) <= 0):
+        return traj["R"], traj["z"], None
+    return traj["R"], traj["z"], time_ps
 
 
 def run(
