@@ -28,5 +28,6 @@ rule all:
     input:
         rules.summarise.output,
         all_datasets(),
+        all_model_files(),
         analysis_targets(),
         dynamics_targets(),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import morse_energy_forces
 
 from deltagdml.dataset import Dataset, save_dataset
 from deltagdml.model import GDMLModel
@@ -79,3 +80,36 @@ def test_sgdml_model_loads_here_and_training_agrees(methane, tmp_path):
     np.testing.assert_allclose(F_ours, ref["F"], rtol=1e-6, atol=1e-7)
     # And our detected group equals the one sGDML found on this well-sampled molecule.
     assert {tuple(p) for p in ours.resolve_perms(R, methane.z)} == {tuple(p) for p in perms}
+
+
+def test_each_part_of_a_delta_model_file_predicts_identically_in_sgdml(water, methane, tmp_path):
+    """A Δ model file's parts, extracted, are plain sGDML models that sGDML 1.0.3 runs."""
+    from deltagdml.composite import DeltaModel
+    from deltagdml.delta_io import extract_part, save_delta_model
+
+    Rw, Ew, Fw = water.sample(30)
+    Rm, Em, Fm = methane.sample(30)
+    R = np.concatenate([Rw, Rm + [0.0, 0.0, 4.0]], axis=1)
+    z = np.concatenate([water.z, methane.z])
+    Eb, Fb = morse_energy_forces(R, R[0])
+    parts = {
+        "fragment_0": GDMLModel(sigma=2.0).fit(Rw, water.z, Fw, Ew),
+        "fragment_1": GDMLModel(sigma=2.0).fit(Rm, methane.z, Fm, Em),
+        "binding": GDMLModel(sigma=4.0, perms="none").fit(R, z, 0.01 * Fb, 0.01 * Eb),
+    }
+    fragments = [np.arange(3), np.arange(3, 8)]
+    save_delta_model(DeltaModel.from_parts(z, fragments, parts, {}), tmp_path / "delta.npz")
+    for name, model in parts.items():
+        extract_part(tmp_path / "delta.npz", name, tmp_path / f"{name}.npz")
+        Rq = R[:5] if name == "binding" else (Rw if name == "fragment_0" else Rm)[:5]
+        np.save(tmp_path / "q.npy", Rq)
+        run_reference(
+            "predict",
+            str(tmp_path / f"{name}.npz"),
+            str(tmp_path / "q.npy"),
+            str(tmp_path / "o.npz"),
+        )
+        ref = np.load(tmp_path / "o.npz")
+        E_ours, F_ours = model.predict(Rq)
+        np.testing.assert_allclose(ref["F"], F_ours, rtol=1e-8, atol=1e-9)
+        np.testing.assert_allclose(ref["E"], E_ours, rtol=1e-10, atol=1e-9)

@@ -1,6 +1,8 @@
-"""Command line: ``deltagdml train|test|predict`` on sGDML-format datasets.
+"""Command line: train, test and use sGDML and Δ-sGDML force fields.
 
-Energies in kcal/mol, forces in kcal/mol/Å, lengths in Å (sGDML's units).
+Datasets and models use kcal/mol, kcal/mol/Å and Å (sGDML's units); files written for
+ASE (extended XYZ, .traj) use eV and eV/Å. Exit codes: 0 success, 1 an error explained
+in one line, 2 a usage error.
 """
 
 from __future__ import annotations
@@ -8,62 +10,155 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
 
-from .atomic_io import save_npz_atomic
+from . import __version__
+from .atomic_io import atomic_path, save_npz_atomic
+from .calculator import GDMLCalculator
+from .composite import DeltaModel
+from .config import TRAINING_DEFAULTS, model_parts
+from .data.calculators import calculator_label, check_calculator_spec, set_single_thread
+from .data.delta import build_delta_datasets
+from .data.ingest import ingest_dataset
+from .data.splits import load_splits, make_splits
+from .data.systems import System, system_from_config
 from .dataset import Dataset, load_dataset
-from .errors import DeltaGDMLError
+from .delta_io import TrainingRecord, extract_part, load_model, save_delta_model
+from .dynamics import DEFAULTS as MD_DEFAULTS
+from .errors import DatasetError, DeltaGDMLError
 from .metrics import error_summary
-from .model_io import load_model, save_model
+from .model import GDMLModel
+from .model_io import save_model
 from .sampling import stratified_sample, train_valid_test_split
-from .selection import select_sigma
+from .selection import select_sigma_configured
+from .units import EV_PER_KCAL_MOL
 
 log = logging.getLogger("deltagdml")
+Model = GDMLModel | DeltaModel
 
 
-def _perms_arg(value: str) -> str | np.ndarray:
+class CLIError(DeltaGDMLError):
+    """A bad option value or path given on the command line."""
+
+
+# -- checks at the door ---------------------------------------------------------------------
+def _outputs_ok(inputs: Sequence[str | None], outputs: Sequence[str | None]) -> None:
+    """Refuse outputs that would overwrite an input, or that cannot be written."""
+    given = {os.path.realpath(p) for p in inputs if p}
+    for out in outputs:
+        if not out:
+            continue
+        if os.path.realpath(out) in given:
+            raise CLIError(f"{out}: output would overwrite an input file")
+        parent = Path(out).resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise CLIError(f"{out}: cannot write here ({parent} is not a writable folder)")
+
+
+def _read_geometries(path: str, z_expected: np.ndarray) -> np.ndarray:
+    """Geometries (M, N, 3) Å of a dataset .npz or any ase.io file, every frame checked."""
+    if path.endswith(".npz"):
+        ds = load_dataset(path)
+        z, R = ds.z, ds.R
+    else:
+        import ase.io
+
+        try:
+            frames = ase.io.read(path, index=":")
+        except FileNotFoundError:
+            raise CLIError(f"{path}: file not found") from None
+        except Exception as exc:  # ase.io raises many types for unreadable files
+            raise CLIError(f"{path}: cannot read geometries ({exc})") from None
+        if not frames:
+            raise CLIError(f"{path}: no geometries")
+        for i, atoms in enumerate(frames):
+            if not np.array_equal(atoms.numbers, z_expected):
+                raise DatasetError(
+                    f"{path}: frame {i} has atoms {atoms.get_chemical_formula()} in another "
+                    f"order or number than the model ({len(z_expected)} atoms)"
+                )
+        z, R = z_expected, np.array([a.positions for a in frames])
+        if not np.all(np.isfinite(R)):
+            raise DatasetError(f"{path}: positions contain NaN or inf")
+    if not np.array_equal(z, z_expected):
+        raise DatasetError(f"{path}: the geometries hold other atoms than the model")
+    return R
+
+
+def _calc_spec(value: str | None) -> dict | None:
+    """A calculator spec from ``tblite``, ``gfnff`` or ``module:Class``."""
+    if value is None:
+        return None
+    spec = {"name": value} if value in ("tblite", "gfnff") else {"name": "ase", "class": value}
+    check_calculator_spec(spec, "--calculator")
+    return spec
+
+
+def _system(ds: Dataset, args: argparse.Namespace) -> System:
+    """The complex of a dataset (first geometry) with the fragments given on the command line."""
+    cfg: dict = {
+        "structure": Atoms(ds.z, positions=ds.R[0]),
+        "fragments": "connectivity" if args.fragments == ["connectivity"] else args.fragments,
+    }
+    if args.charges:
+        cfg["charges"] = args.charges
+    if args.multiplicities:
+        cfg["multiplicities"] = args.multiplicities
+    return system_from_config(Path(args.dataset).stem, cfg)
+
+
+# -- commands -------------------------------------------------------------------------------
+def _settings(args: argparse.Namespace) -> dict:
+    return {
+        **TRAINING_DEFAULTS,
+        "sigmas": args.sigmas,
+        "lam": args.lam,
+        "symmetries": args.perms,
+        "patience": args.patience,
+    }
+
+
+def _perms(value: str) -> str | np.ndarray:
     if value in ("auto", "none"):
         return value
-    return np.load(value, allow_pickle=False)
+    try:
+        perms = np.load(value, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"--perms {value}: not a readable .npy array ({exc})") from None
+    if perms.ndim != 2 or not np.issubdtype(perms.dtype, np.integer):
+        raise CLIError(f"--perms {value}: expected an integer (P, N) array, got {perms.shape}")
+    return perms
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    _outputs_ok([args.dataset, args.splits], [args.output, args.scores])
     ds = load_dataset(args.dataset)
     if args.splits:
-        with np.load(args.splits, allow_pickle=False) as s:
-            idx_train, idx_valid = s["idxs_train"], s["idxs_valid"]
+        split = load_splits(args.splits, ds.n_geometries)
     else:
         split = train_valid_test_split(ds.E, args.n_train, args.n_valid, 0, args.seed)
-        idx_train, idx_valid = split["train"], split["valid"]
-    train, valid = ds.subset(idx_train), ds.subset(idx_valid)
     log.info(
         "training on %d geometries of %s (%d atoms), validating on %d",
-        len(idx_train),
+        len(split["train"]),
         args.dataset,
         ds.n_atoms,
-        len(idx_valid),
+        len(split["valid"]),
     )
-    model, scores = select_sigma(
-        train.R,
-        ds.z,
-        train.F,
-        train.E,
-        valid.R,
-        valid.F,
-        valid.E,
-        sigmas=args.sigmas,
-        lam=args.lam,
-        perms=_perms_arg(args.perms),
+    settings = _settings(args)
+    model, scores = select_sigma_configured(
+        ds.subset(split["train"]), ds.subset(split["valid"]), settings, _perms(args.perms)
     )
     save_model(
         model,
         args.output,
-        idxs_train=idx_train,
-        idxs_valid=idx_valid,
+        idxs_train=split["train"],
+        idxs_valid=split["valid"],
         md5_train=ds.md5(),
         md5_valid=ds.md5(),
         dataset_name=ds.name,
@@ -71,71 +166,305 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
     log.info("best σ = %g; model written to %s", model.sigma, args.output)
     if args.scores:
-        Path(args.scores).write_text(json.dumps([s.as_dict() for s in scores], indent=2))
+        with atomic_path(args.scores) as tmp:
+            Path(tmp).write_text(json.dumps([s.as_dict() for s in scores], indent=2))
 
 
-def _test_indices(ds: Dataset, args: argparse.Namespace) -> np.ndarray:
-    if args.splits:
-        with np.load(args.splits, allow_pickle=False) as s:
-            return s["idxs_test"]
-    if args.n_test:
-        return stratified_sample(ds.E, args.n_test, np.random.default_rng(args.seed))
-    return np.arange(ds.n_geometries)
+def cmd_train_delta(args: argparse.Namespace) -> None:
+    labels_in = args.fragment_labels or []
+    _outputs_ok([args.dataset, *labels_in], [args.output, args.full_model])
+    spec = _calc_spec(args.calculator)
+    if not labels_in and spec is None:
+        raise CLIError("give --fragment-labels (one file per fragment) or --calculator")
+    ds = load_dataset(args.dataset) if args.dataset.endswith(".npz") else None
+    if ds is None:
+        from .data.ingest import read_labelled_geometries
+
+        R, z, E, F = read_labelled_geometries(args.dataset)
+        ds = Dataset(R=R, z=z, F=F, E=E, name=Path(args.dataset).stem)
+    system = _system(ds, args)
+    set_single_thread()
+    labels = ingest_dataset(
+        args.dataset,
+        system,
+        fragment_files=labels_in or None,
+        calc_spec=None if labels_in else spec,
+        progress=log.info,
+    )
+    theory = ds.theory if labels_in else calculator_label(spec)
+    datasets = build_delta_datasets(system, labels, theory)
+    split = make_splits(datasets["full"].E, args.n_train, args.n_valid, 0, args.seed)
+    settings = _settings(args)
+    parts = [p for p in model_parts(system) if p != "full" or args.full_model]
+    models, info = {}, {}
+    for part in parts:
+        d = datasets[part]
+        log.info("training %s (%d atoms)", part, d.n_atoms)
+        models[part], _ = select_sigma_configured(
+            d.subset(split["train"]), d.subset(split["valid"]), settings, _perms(args.perms)
+        )
+        info[part] = {"md5_train": d.md5(), "md5_valid": d.md5()}
+    constants = dict(
+        zip(
+            datasets["binding"].extra["constant_fragments"].tolist(),
+            datasets["binding"].extra["constant_energies"].tolist(),
+            strict=True,
+        )
+    )
+    learned = {p: m for p, m in models.items() if p != "full"}
+    delta = DeltaModel.from_parts(system.z, system.fragments, learned, constants)
+    record = TrainingRecord(
+        md5=datasets["full"].md5(),
+        idxs_train=split["train"].tolist(),
+        idxs_valid=split["valid"].tolist(),
+    )
+    save_delta_model(delta, args.output, part_info=info, record=record, theory=theory)
+    log.info("Δ model (%s) written to %s", ", ".join(learned), args.output)
+    if args.full_model:
+        save_model(
+            models["full"],
+            args.full_model,
+            idxs_train=split["train"],
+            idxs_valid=split["valid"],
+            md5_train=record.md5,
+            md5_valid=record.md5,
+            dataset_theory=theory,
+        )
+        log.info("full model written to %s", args.full_model)
 
 
 def cmd_test(args: argparse.Namespace) -> None:
     model = load_model(args.model)
     ds = load_dataset(args.dataset)
     model.check_atoms(ds.z, args.dataset)
-    test = ds.subset(_test_indices(ds, args))
+    if args.splits:
+        idx = load_splits(args.splits, ds.n_geometries)["test"]
+    else:
+        used = np.array([], dtype=int)
+        if not args.include_training:
+            used = model.training_.used_indices(ds.md5())
+            if used.size:
+                log.info("leaving out the model's %d training/validation geometries", used.size)
+        idx = np.setdiff1d(np.arange(ds.n_geometries), used)
+        if args.n_test and args.n_test < idx.size:
+            E = None if ds.E is None else ds.E[idx]
+            idx = idx[np.sort(stratified_sample(E, args.n_test, np.random.default_rng(args.seed)))]
+    if idx.size == 0:
+        raise CLIError(f"{args.dataset}: no geometries left to test on")
+    test = ds.subset(idx)
     E, F = model.predict(test.R)
     err = error_summary(E, F, test.E, test.F)
-    print(json.dumps({"n_test": test.n_geometries, **err}, indent=2))
+    units = {"e_unit": "kcal/mol", "f_unit": "kcal/mol/Ang"}
+    print(json.dumps({"n_test": test.n_geometries, **err, **units}, indent=2))
+
+
+def _write_frames(path: str, z: np.ndarray, R: np.ndarray, E: np.ndarray, F: np.ndarray) -> None:
+    """Frames with energies (eV) and forces (eV/Å) in any format ase.io writes."""
+    import ase.io
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    for r, e, f in zip(R, E, F, strict=True):
+        atoms = Atoms(z, positions=r)
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=float(e) * EV_PER_KCAL_MOL, forces=f * EV_PER_KCAL_MOL
+        )
+        frames.append(atoms)
+    with atomic_path(path) as tmp:
+        ase.io.write(tmp, frames, format=_ase_format(path))
+
+
+def _ase_format(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    formats = {".xyz": "extxyz", ".extxyz": "extxyz", ".traj": "traj"}
+    if suffix not in formats:
+        raise CLIError(f"{path}: use .npz, .xyz, .extxyz or .traj")
+    return formats[suffix]
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    _outputs_ok([args.model, args.geometries], [args.output])
+    if not args.output.endswith(".npz"):
+        _ase_format(args.output)
     model = load_model(args.model)
-    if args.geometries.endswith(".npz"):
-        ds = load_dataset(args.geometries)
-        z, R = ds.z, ds.R
-    else:
-        import ase.io
-
-        frames = ase.io.read(args.geometries, index=":")
-        z, R = frames[0].numbers, np.array([a.positions for a in frames])
-    model.check_atoms(z, args.geometries)
+    R = _read_geometries(args.geometries, model.z_)
     E, F = model.predict(R)
-    save_npz_atomic(args.output, E=E, F=F, e_unit=np.array("kcal/mol"), r_unit=np.array("Ang"))
-    log.info("predicted %d geometries → %s (kcal/mol, kcal/mol/Å)", len(E), args.output)
+    if not (np.all(np.isfinite(E)) and np.all(np.isfinite(F))):
+        raise DatasetError(f"{args.model}: predictions are not finite")
+    if args.output.endswith(".npz"):
+        save_npz_atomic(args.output, E=E, F=F, e_unit=np.array("kcal/mol"), r_unit=np.array("Ang"))
+    else:
+        _write_frames(args.output, model.z_, R, E, F)
+    log.info("predicted %d geometries → %s", len(E), args.output)
+
+
+def _fragments_of(model: Model, start: Atoms) -> list[np.ndarray]:
+    if isinstance(model, DeltaModel):
+        return [f.atoms for f in model.fragments]
+    from .data.systems import connectivity_fragments
+
+    return connectivity_fragments(start)
+
+
+def cmd_md(args: argparse.Namespace) -> None:
+    from .dynamics.run import MDCalculator, StabilityCriteria, run_md
+
+    _outputs_ok([args.model, args.start], [args.output])
+    _ase_format(args.output)
+    model = load_model(args.model)
+    start = Atoms(model.z_, positions=_read_geometries(args.start, model.z_)[0])
+    fragments = _fragments_of(model, start)
+    criteria = StabilityCriteria(**MD_DEFAULTS["stability"])
+    n_steps = args.steps
+    result = run_md(
+        start,
+        MDCalculator(model),
+        fragments,
+        args.temperature,
+        args.timestep,
+        n_steps,
+        args.stride,
+        args.friction,
+        args.seed,
+        criteria,
+    )
+    E, F = model.predict(result.R)
+    _write_frames(args.output, model.z_, result.R, E, F)
+    print(
+        json.dumps(
+            {
+                "status": "unstable" if result.reason else "stable",
+                "reason": result.reason,
+                "simulated_ps": float(result.time_ps[-1]),
+                "steps": result.steps_done,
+                "steps_per_s": round(result.steps_per_s, 1),
+                "frames": len(result.R),
+                "trajectory": args.output,
+            },
+            indent=2,
+        )
+    )
+
+
+def cmd_ipi(args: argparse.Namespace) -> None:
+    from ase.calculators.socketio import SocketClient
+
+    model = load_model(args.model)
+    atoms = Atoms(model.z_, positions=_read_geometries(args.start, model.z_)[0])
+    atoms.calc = GDMLCalculator(model)
+    if args.unix:
+        client = SocketClient(unixsocket=args.unix)
+    else:
+        host, _, port = args.address.rpartition(":")
+        if not host or not port.isdigit():
+            raise CLIError(f"--address {args.address!r}: expected host:port")
+        client = SocketClient(host=host, port=int(port))
+    log.info("serving %s to the i-PI server", args.model)
+    client.run(atoms)
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    _outputs_ok([args.model], [args.output])
+    extract_part(args.model, args.part, args.output)
+    log.info("%s of %s → %s (sGDML model layout)", args.part, args.model, args.output)
+
+
+# -- parser ---------------------------------------------------------------------------------
+def _training_options(p: argparse.ArgumentParser) -> None:
+    d = TRAINING_DEFAULTS
+    p.add_argument("--n-train", type=int, default=d["n_train"], help="training geometries")
+    p.add_argument("--n-valid", type=int, default=d["n_valid"], help="validation (σ choice)")
+    p.add_argument("--sigmas", type=float, nargs="+", default=d["sigmas"], help="σ grid")
+    p.add_argument("--lam", type=float, default=d["lam"], help="regularisation")
+    p.add_argument("--patience", type=int, default=d["patience"], help="σ search early stop")
+    p.add_argument("--perms", default=d["symmetries"], help="auto, none, or a .npy (P, N) array")
+    p.add_argument("--seed", type=int, default=0, help="seed of the splits")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="deltagdml", description=__doc__)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = argparse.ArgumentParser(prog="deltagdml", description=__doc__, formatter_class=fmt)
+    p.add_argument("--version", action="version", version=f"deltagdml {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train an sGDML model with σ chosen on a validation set")
-    t.add_argument("dataset")
+
+    t = sub.add_parser("train", help="train one sGDML model", formatter_class=fmt)
+    t.add_argument("dataset", help="sGDML dataset .npz")
     t.add_argument("-o", "--output", required=True, help="model .npz (sGDML layout)")
-    t.add_argument("--n-train", type=int, default=200)
-    t.add_argument("--n-valid", type=int, default=100)
-    t.add_argument("--splits", help="npz with idxs_train/idxs_valid (overrides --n-*)")
-    t.add_argument("--sigmas", type=float, nargs="+", default=[2, 5, 10, 20, 40, 80])
-    t.add_argument("--lam", type=float, default=1e-10)
-    t.add_argument("--perms", default="auto", help="auto, none, or a .npy (P, N) array")
-    t.add_argument("--seed", type=int, default=0)
+    _training_options(t)
+    t.add_argument("--splits", help="splits .npz with idxs_train/valid/test (overrides --n-*)")
     t.add_argument("--scores", help="write validation scores per σ to this JSON file")
     t.set_defaults(func=cmd_train)
-    e = sub.add_parser("test", help="energy/force errors of a model on a dataset")
-    e.add_argument("model")
-    e.add_argument("dataset")
-    e.add_argument("--splits", help="npz with idxs_test")
+
+    d = sub.add_parser(
+        "train-delta", help="train a Δ model: fragment models + binding", formatter_class=fmt
+    )
+    d.add_argument("dataset", help="complex: sGDML .npz or any ase.io file with E and F")
+    d.add_argument(
+        "--fragments",
+        nargs="+",
+        required=True,
+        help='one index list per fragment ("0-11" "12-14", or "0,3,5-7"), or "connectivity"',
+    )
+    d.add_argument("--charges", type=int, nargs="+", help="per fragment (default 0)")
+    d.add_argument("--multiplicities", type=int, nargs="+", help="per fragment (default 1)")
+    d.add_argument("--fragment-labels", nargs="+", help="one labelled file per fragment")
+    d.add_argument(
+        "--calculator",
+        help="compute fragment labels: tblite, gfnff or module:Class (ASE calculator)",
+    )
+    d.add_argument("-o", "--output", required=True, help="Δ model file (.npz)")
+    d.add_argument("--full-model", help="also train the full model on the same split (.npz)")
+    _training_options(d)
+    d.set_defaults(func=cmd_train_delta)
+
+    e = sub.add_parser("test", help="errors of a full or Δ model", formatter_class=fmt)
+    e.add_argument("model", help="model .npz (full or Δ)")
+    e.add_argument("dataset", help="sGDML dataset .npz")
+    e.add_argument("--splits", help="splits .npz: test on idxs_test")
     e.add_argument("--n-test", type=int, default=0, help="stratified subset (0 = all)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument(
+        "--include-training",
+        action="store_true",
+        help="also score the model's own training/validation geometries (matched by md5)",
+    )
+    e.add_argument("--seed", type=int, default=0, help="seed of the subset")
     e.set_defaults(func=cmd_test)
-    r = sub.add_parser("predict", help="predict energies and forces for geometries")
-    r.add_argument("model")
+
+    r = sub.add_parser("predict", help="energies and forces of geometries", formatter_class=fmt)
+    r.add_argument("model", help="model .npz (full or Δ)")
     r.add_argument("geometries", help="sGDML dataset .npz or any file ase.io reads")
-    r.add_argument("-o", "--output", required=True)
+    r.add_argument(
+        "-o", "--output", required=True, help=".npz (kcal/mol) or .xyz/.extxyz/.traj (eV)"
+    )
     r.set_defaults(func=cmd_predict)
+
+    m = sub.add_parser("md", help="Langevin MD with stability checks", formatter_class=fmt)
+    m.add_argument("model", help="model .npz (full or Δ)")
+    m.add_argument("start", help="start geometry (any ase.io file; the first frame)")
+    m.add_argument("--temperature", type=float, default=300.0, help="K")
+    m.add_argument("--steps", type=int, default=2000, help="MD steps")
+    m.add_argument("--timestep", type=float, default=MD_DEFAULTS["timestep_fs"], help="fs")
+    m.add_argument("--friction", type=float, default=MD_DEFAULTS["friction_per_fs"], help="1/fs")
+    m.add_argument("--stride", type=int, default=MD_DEFAULTS["stride"], help="steps per frame")
+    m.add_argument("--seed", type=int, default=0, help="seed of the velocities and noise")
+    m.add_argument("-o", "--output", required=True, help=".traj, .xyz or .extxyz (eV, eV/Å)")
+    m.set_defaults(func=cmd_md)
+
+    i = sub.add_parser("ipi", help="serve a model as an i-PI client", formatter_class=fmt)
+    i.add_argument("model", help="model .npz (full or Δ)")
+    i.add_argument("start", help="a geometry of the system (any ase.io file)")
+    where = i.add_mutually_exclusive_group(required=True)
+    where.add_argument("--address", help="host:port of the i-PI server")
+    where.add_argument("--unix", help="name of the server's UNIX socket")
+    i.set_defaults(func=cmd_ipi)
+
+    x = sub.add_parser(
+        "extract", help="one part of a Δ model as an sGDML model", formatter_class=fmt
+    )
+    x.add_argument("model", help="Δ model file")
+    x.add_argument("part", help="fragment_k or binding")
+    x.add_argument("-o", "--output", required=True, help="model .npz (sGDML layout)")
+    x.set_defaults(func=cmd_extract)
     return p
 
 
@@ -144,7 +473,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except DeltaGDMLError as exc:
+    except (DeltaGDMLError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -52,9 +52,34 @@ class DeltaModel:
             if f.model is not None and not np.array_equal(f.model.z_, self.z_[f.atoms]):
                 raise ModelError(f"the model of fragment {k} is for different atoms")
 
+    @classmethod
+    def from_parts(
+        cls,
+        z: np.ndarray,
+        fragments: list[np.ndarray],
+        parts: dict[str, GDMLModel],
+        constant_energies: dict[int, float],
+    ) -> DeltaModel:
+        """The composite of learned ``parts`` (``fragment_k``, ``binding``); a single-atom
+        fragment k is the constant ``constant_energies[k]`` (kcal/mol)."""
+        terms = []
+        for k, idx in enumerate(fragments):
+            if len(idx) == 1:
+                if k not in constant_energies:
+                    raise ModelError(f"no constant energy for single-atom fragment {k}")
+                terms.append(FragmentTerm(idx, None, float(constant_energies[k])))
+            else:
+                terms.append(FragmentTerm(idx, parts[f"fragment_{k}"]))
+        return cls(z, terms, parts["binding"])
+
     @property
     def n_atoms(self) -> int:
         return int(self.z_.size)
+
+    def parts(self) -> dict[str, GDMLModel]:
+        """The learned parts by name: ``fragment_k`` (multi-atom fragments), ``binding``."""
+        out = {f"fragment_{k}": f.model for k, f in enumerate(self.fragments) if f.model}
+        return out | {"binding": self.binding}
 
     def check_atoms(self, z: np.ndarray, source: str) -> None:
         """Raise :class:`ModelError` unless ``z`` are the atoms of the complex."""

@@ -22,9 +22,8 @@ from .symmetry import tril_perms_lin as make_tril_perms_lin
 REQUIRED_KEYS = ("type", "z", "sig", "perms", "tril_perms_lin", "R_desc", "R_d_desc_alpha", "c")
 
 
-def save_model(
+def model_arrays(
     model: GDMLModel,
-    path: str | os.PathLike,
     *,
     idxs_train: np.ndarray | None = None,
     idxs_valid: np.ndarray | None = None,
@@ -34,11 +33,11 @@ def save_model(
     dataset_theory: str = "",
     r_unit: str = "Ang",
     e_unit: str = "kcal/mol",
-) -> None:
-    """Write ``model`` atomically in sGDML's model layout."""
+) -> dict[str, np.ndarray]:
+    """The arrays of ``model`` in sGDML's model layout."""
     model.check_fitted()
     M = model.X_train_.shape[0]
-    arrays = {
+    return {
         "type": np.array("m"),
         "code_version": np.array(f"deltagdml {__version__}"),
         "dataset_name": np.array(dataset_name),
@@ -63,15 +62,27 @@ def save_model(
         "r_unit": np.array(r_unit),
         "e_unit": np.array(e_unit),
     }
-    save_npz_atomic(path, **arrays)
+
+
+def save_model(model: GDMLModel, path: str | os.PathLike, **metadata) -> None:
+    """Write ``model`` atomically in sGDML's model layout (``metadata``: see
+    :func:`model_arrays`)."""
+    save_npz_atomic(path, **model_arrays(model, **metadata))
+
+
+OPTIONAL_KEYS = ("std", "lam", "use_E", "alphas_F")
 
 
 def load_model(path: str | os.PathLike) -> GDMLModel:
     """Load a model written here or by sGDML (pickled entries are never read)."""
     path = str(path)
-    arr = read_npz(
-        path, REQUIRED_KEYS, "model", optional=("std", "lam", "use_E", "alphas_F"), error=ModelError
-    )
+    arr = read_npz(path, REQUIRED_KEYS, "model", optional=OPTIONAL_KEYS, error=ModelError)
+    return model_from_arrays(arr, path)
+
+
+def model_from_arrays(arr: dict[str, np.ndarray], path: str) -> GDMLModel:
+    """A :class:`GDMLModel` from the arrays of sGDML's layout, checked (``path`` names the
+    source in errors)."""
     if str(arr["type"]) not in ("m", "b'm'"):
         raise ModelError(f"{path}: file type is {str(arr['type'])!r}, not a model ('m')")
     z = arr["z"].astype(int)
@@ -88,9 +99,9 @@ def load_model(path: str | os.PathLike) -> GDMLModel:
     if lin.size != P * D:
         raise ModelError(f"{path}: tril_perms_lin has {lin.size} entries, expected {P * D}")
     tril_perms = lin.reshape(D, P).T - np.arange(P)[:, None] * D
-    for key in ("sig", "c"):
+    for key in ("sig", "c", "R_desc", "R_d_desc_alpha"):
         if not np.isfinite(arr[key]).all():
-            raise ModelError(f"{path}: '{key}' is not finite")
+            raise ModelError(f"{path}: '{key}' holds NaN or inf")
     model = GDMLModel(sigma=float(arr["sig"]), lam=float(arr.get("lam", 1e-10)), perms=perms)
     model.z_ = z
     model.perms_ = perms

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic_io import atomic_path, save_npz_atomic
-from .composite import DeltaModel, FragmentTerm
+from . import __version__
+from .atomic_io import atomic_path, save_npz_atomic, write_text_atomic
+from .composite import DeltaModel
 from .config import load_system, model_parts, sampling_settings, system_entry, training_settings
 from .data.calculators import calculator_label, set_single_thread
 from .data.delta import build_delta_datasets
@@ -27,10 +28,12 @@ from .data.labelling import chunk_indices, label_frames, load_labels, merge_labe
 from .data.md_sampling import load_trajectory, sample_md, save_trajectory
 from .data.splits import load_splits, make_splits, save_splits
 from .dataset import load_dataset, save_dataset
+from .delta_io import TrainingRecord, save_delta_model
 from .dynamics import dynamics_settings
 from .dynamics.collective import CV2_COLUMNS, cv_pair
 from .metrics import error_summary, mae
 from .model_io import load_model, save_model
+from .npz_io import as_str, read_npz
 from .selection import select_sigma_configured
 
 log = logging.getLogger("deltagdml")
@@ -299,17 +302,94 @@ def load_delta_model(
 ) -> DeltaModel:
     """Assemble the composite from fragment and binding model files."""
     system = load_system(config, name, base_dir)
-    with np.load(binding_path, allow_pickle=False) as f:
-        constants = dict(
-            zip(f["constant_fragments"].tolist(), f["constant_energies"].tolist(), strict=True)
-        )
-    terms = []
-    for k, idx in enumerate(system.fragments):
-        if len(idx) == 1:
-            terms.append(FragmentTerm(idx, None, constants[k]))
-        else:
-            terms.append(FragmentTerm(idx, load_model(model_paths[f"fragment_{k}"])))
-    return DeltaModel(system.z, terms, load_model(model_paths["binding"]))
+    extra = read_npz(binding_path, ("constant_fragments", "constant_energies"), "dataset")
+    constants = dict(
+        zip(extra["constant_fragments"].tolist(), extra["constant_energies"].tolist(), strict=True)
+    )
+    parts = {part: load_model(path) for part, path in model_paths.items() if part != "full"}
+    return DeltaModel.from_parts(system.z, system.fragments, parts, constants)
+
+
+def bundle_delta(
+    config: dict,
+    name: str,
+    *,
+    model_paths: dict[str, str],
+    binding_dataset: str,
+    full_dataset: str,
+    splits: str,
+    output: str,
+    base_dir: str = ".",
+) -> None:
+    """Write the Δ model of a system as one file (:mod:`deltagdml.delta_io`)."""
+    delta = load_delta_model(config, name, model_paths, binding_dataset, base_dir)
+    ds = load_dataset(full_dataset)
+    idx = load_splits(splits, ds.n_geometries)
+    part_info = {}
+    for part in delta.parts():
+        meta = read_npz(model_paths[part], (), "model", optional=("md5_train", "md5_valid"))
+        part_info[part] = {key: as_str(value) for key, value in meta.items()}
+    record = TrainingRecord(
+        md5=ds.md5(), idxs_train=idx["train"].tolist(), idxs_valid=idx["valid"].tolist()
+    )
+    save_delta_model(delta, output, part_info=part_info, record=record, theory=theory_label(config))
+    log.info("%s: Δ model (%s) written to %s", name, ", ".join(delta.parts()), output)
+
+
+def model_card(
+    config: dict,
+    name: str,
+    card: str,
+    *,
+    model: str,
+    dataset: str | None,
+    splits: str,
+    scores: list[str],
+    metrics: str,
+    output: str,
+) -> None:
+    """A JSON card beside model ``card`` (full, fragment_k, binding or delta): level of
+    theory, sampler, σ, training size, validation and test errors, units.
+
+    The full and Δ models' test errors are those of the evaluation (the complex's test
+    split); a part's are on its own dataset's test split.
+    """
+    entry = system_entry(config, name)
+    s = sampling_settings(config, name) if "dataset" not in entry else None
+    chosen = pd.concat([pd.read_csv(p) for p in scores]).query("selected").set_index("part")
+    error_keys = ["e_mae", "e_rmse", "f_mae", "f_rmse"]
+    out: dict = {
+        "model": card,
+        "file": Path(model).name,
+        "system": name,
+        "kind": "Δ-sGDML (fragments + binding)" if card == "delta" else "sGDML",
+        "level_of_theory": theory_label(config),
+        "sampled_with": calculator_label(s["calculator"]) if s else "user dataset",
+        "units": {"energy": "kcal/mol", "force": "kcal/mol/Ang", "length": "Ang"},
+        "code_version": f"deltagdml {__version__}",
+    }
+    if card == "delta":
+        parts = chosen.index.drop("full")
+        out["parts"] = {p: {"sigma": float(chosen.loc[p, "sigma"])} for p in parts}
+    else:
+        gdml = load_model(model)
+        out |= {
+            "sigma": gdml.sigma,
+            "n_train": int(gdml.X_train_.shape[0]),
+            "n_perms": int(len(gdml.perms_)),
+            "validation": {k: float(chosen.loc[card, k]) for k in error_keys},
+        }
+    tested = pd.read_csv(metrics).set_index("model")
+    if card in tested.index:
+        row = tested.loc[card]
+        out["n_train"] = int(row["n_train"])
+        out["test"] = {"n_test": int(row["n_test"]), **{k: float(row[k]) for k in error_keys}}
+    else:
+        ds = load_dataset(dataset)
+        test = ds.subset(load_splits(splits, ds.n_geometries)["test"])
+        E, F = gdml.predict(test.R)
+        out["test"] = {"n_test": test.n_geometries, **error_summary(E, F, test.E, test.F)}
+    write_text_atomic(output, json.dumps(out, indent=2, ensure_ascii=False) + "\n")
 
 
 def evaluate(

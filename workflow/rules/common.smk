@@ -21,6 +21,7 @@ wildcard_constraints:
     dataset=r"full|binding|nonint|fragment_\d+",
     chunk=r"\d+",
     replica=r"\d+",
+    card=r"full|binding|delta|fragment_\d+",
 
 
 def params_for(*sections):
@@ -64,6 +65,33 @@ def model_files(wildcards):
     }
 
 
+def delta_part_files(wildcards):
+    """The learned parts of the Δ model: every multi-atom fragment and the binding model."""
+    files = model_files(wildcards)
+    files.pop("model_full")
+    return files
+
+
+def card_inputs(wildcards):
+    """The model a card describes and, for a single model, the dataset it is tested on."""
+    model = f"{RESULTS}/{wildcards.system}/models/{wildcards.card}.npz"
+    if wildcards.card == "delta":
+        return {"model": model}
+    return {"model": model, "dataset": model.replace("/models/", "/datasets/")}
+
+
+def all_model_files():
+    """The Δ model file and a JSON card beside every model, of every system."""
+    return [
+        f"{RESULTS}/{system}/models/{name}"
+        for system in SYSTEMS
+        for name in [
+            "delta.npz",
+            *(f"{m}.card.json" for m in [*model_parts(SYSTEMS[system]), "delta"]),
+        ]
+    ]
+
+
 def score_files(wildcards):
     return [
         f"{RESULTS}/{wildcards.system}/models/{part}_sigma_scores.csv"
@@ -93,12 +121,10 @@ def all_datasets():
 
 def md_run_inputs(wildcards):
     """The model files a run needs: the full model, or the Δ parts and ion constants."""
-    files = model_files(wildcards)
     if wildcards.model == "full":
-        return {"model_full": files["model_full"]}
-    files.pop("model_full")
+        return {"model_full": model_files(wildcards)["model_full"]}
     return {
-        **files,
+        **delta_part_files(wildcards),
         "binding_dataset": f"{RESULTS}/{wildcards.system}/datasets/binding.npz",
     }
 

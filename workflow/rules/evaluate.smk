@@ -61,3 +61,23 @@ rule summarise:
         ENV
     script:
         "../scripts/summarise.py"
+
+
+rule model_card:
+    input:
+        unpack(card_inputs),
+        scores=score_files,
+        splits=f"{RESULTS}/{{system}}/splits.npz",
+        metrics=f"{RESULTS}/{{system}}/evaluation/metrics.csv",
+    output:
+        f"{RESULTS}/{{system}}/models/{{card}}.card.json",
+    log:
+        f"{RESULTS}/logs/{{system}}/model_card_{{card}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{system}}/model_card_{{card}}.tsv"
+    conda:
+        ENV
+    params:
+        config=params_for("reference", "sampling"),
+    script:
+        "../scripts/model_card.py"

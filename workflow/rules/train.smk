@@ -23,3 +23,24 @@ rule train_model:
         config=params_for("sampling", "training"),
     script:
         "../scripts/train_model.py"
+
+
+rule delta_model:
+    input:
+        unpack(delta_part_files),
+        binding_dataset=f"{RESULTS}/{{system}}/datasets/binding.npz",
+        full_dataset=f"{RESULTS}/{{system}}/datasets/full.npz",
+        splits=f"{RESULTS}/{{system}}/splits.npz",
+    output:
+        f"{RESULTS}/{{system}}/models/delta.npz",
+    log:
+        f"{RESULTS}/logs/{{system}}/delta_model.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{system}}/delta_model.tsv"
+    conda:
+        ENV
+    params:
+        config=params_for("reference"),
+        parts=lambda w: list(delta_part_files(w)),
+    script:
+        "../scripts/delta_model.py"

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic_io import atomic_path
-from ..composite import DeltaModel, FragmentTerm
+from ..composite import DeltaModel
 from ..config import load_system, training_settings
 from ..data.splits import load_splits
 from ..dataset import Dataset, load_dataset
@@ -64,22 +64,6 @@ def fit_part(ds: Dataset, train: np.ndarray, valid: np.ndarray, settings: dict) 
     return model
 
 
-def assemble_delta(
-    z: np.ndarray,
-    fragments: list[np.ndarray],
-    models: dict[str, GDMLModel],
-    constants: dict[int, float],
-) -> DeltaModel:
-    """Δ model from ``fragment_k`` and ``binding`` models and single-atom constant energies."""
-    terms = [
-        FragmentTerm(idx, None, constants[k])
-        if len(idx) == 1
-        else FragmentTerm(idx, models[f"fragment_{k}"])
-        for k, idx in enumerate(fragments)
-    ]
-    return DeltaModel(z, terms, models["binding"])
-
-
 def _sigmas(models: dict[str, GDMLModel], parts: list[str]) -> str:
     return ";".join(f"{p}={models[p].sigma:g}" for p in parts)
 
@@ -111,7 +95,7 @@ def learning_curve(
             for p, ds in datasets.items()
         }
         log.info("n_train=%d: models %s", n, "reused" if reuse else "trained")
-        delta = assemble_delta(full.z, fragments, models, constants)
+        delta = DeltaModel.from_parts(full.z, fragments, models, constants)
         for label, model, used in (("full", models["full"], ["full"]), ("delta", delta, parts)):
             E, F = model.predict(test.R)
             rows.append(

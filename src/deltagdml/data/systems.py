@@ -2,7 +2,7 @@
 
 A system is configured by a dict (e.g. one entry of the workflow config)::
 
-    structure: S22 name | path (relative to base_dir) | {"base": ..., "keep": [...],
+    structure: S22 name | path (relative to base_dir) | ase.Atoms | {"base": ..., "keep": [...],
                "add_atom": {"symbol": "Na", "on_ring_axis_of": [...], "distance": 2.4}}
     fragments: [[0, 1, ...], [12, 13, 14]] | ["0-11", "12-14"] | "connectivity"
     charges: [0, 0]          # per fragment, default 0
@@ -107,6 +107,8 @@ def ring_axis_point(positions: np.ndarray, ring_idx: list[int], distance: float)
 
 
 def _read_structure(spec: Any, base_dir: Path, where: str) -> Atoms:
+    if isinstance(spec, Atoms):
+        return Atoms(spec.numbers, positions=spec.positions)
     if isinstance(spec, dict):
         unknown = set(spec) - {"base", "keep", "add_atom"}
         if unknown or "base" not in spec:

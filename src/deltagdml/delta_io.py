@@ -1,0 +1,205 @@
+"""One file for a Δ-sGDML force field, and one loader for both kinds of model file.
+
+A Δ model file is an ``.npz`` whose entries ``<part>/<key>`` hold each learned part
+(``fragment_k``, ``binding``) in sGDML's model layout, beside ``type`` (``"d"``), ``z`` and
+``manifest``, a JSON text with the fragments' atom indices, the constant energies of
+single-atom fragments, units, level of theory, σ, training size and md5 of the training
+and validation data of every part, and the code version. :func:`extract_part` writes
+one part as a plain sGDML model file. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase.data import chemical_symbols
+
+from . import __version__
+from .atomic_io import save_npz_atomic
+from .composite import DeltaModel, FragmentTerm
+from .errors import ModelError
+from .model import GDMLModel
+from .model_io import REQUIRED_KEYS, model_arrays, model_from_arrays
+from .npz_io import as_str, read_npz
+
+FORMAT = "deltagdml-delta/1"
+UNITS = {"energy": "kcal/mol", "force": "kcal/mol/Ang", "length": "Ang"}
+
+
+@dataclass
+class TrainingRecord:
+    """Which geometries of which dataset (by md5) trained and validated a model."""
+
+    md5: str = ""
+    idxs_train: list[int] = field(default_factory=list)
+    idxs_valid: list[int] = field(default_factory=list)
+
+    def used_indices(self, dataset_md5: str) -> np.ndarray:
+        """Indices to leave out of a test on the dataset with ``dataset_md5``."""
+        if not self.md5 or self.md5 != dataset_md5:
+            return np.array([], dtype=int)
+        return np.unique(np.array([*self.idxs_train, *self.idxs_valid], dtype=int))
+
+
+def delta_manifest(
+    model: DeltaModel,
+    part_info: dict[str, dict],
+    record: TrainingRecord,
+    theory: str,
+) -> dict:
+    """The manifest of a Δ model file (see the module docstring)."""
+    fragments = []
+    for k, f in enumerate(model.fragments):
+        fragments.append(
+            {
+                "atoms": f.atoms.tolist(),
+                "part": None if f.model is None else f"fragment_{k}",
+                "constant_energy_kcal_mol": float(f.constant_energy),
+                "elements": [chemical_symbols[z] for z in model.z_[f.atoms]],
+            }
+        )
+    parts = {}
+    for part, gdml in model.parts().items():
+        parts[part] = {
+            "sigma": gdml.sigma,
+            "n_train": int(gdml.X_train_.shape[0]),
+            "n_perms": int(len(gdml.perms_)),
+            **part_info.get(part, {}),
+        }
+    return {
+        "format": FORMAT,
+        "code_version": f"deltagdml {__version__}",
+        "units": UNITS,
+        "theory": theory,
+        "elements": [chemical_symbols[z] for z in model.z_],
+        "fragments": fragments,
+        "parts": parts,
+        "training_data": record.__dict__,
+    }
+
+
+def save_delta_model(
+    model: DeltaModel,
+    path: str | os.PathLike,
+    *,
+    part_info: dict[str, dict] | None = None,
+    record: TrainingRecord | None = None,
+    theory: str = "",
+) -> None:
+    """Write ``model`` atomically as one Δ model file.
+
+    ``part_info`` maps a part to extra manifest entries (e.g. ``md5_train``, ``md5_valid``);
+    ``record`` says which geometries of the complex dataset trained the model.
+    """
+    part_info = part_info or {}
+    record = record or TrainingRecord()
+    manifest = delta_manifest(model, part_info, record, theory)
+    arrays: dict[str, np.ndarray] = {
+        "type": np.array("d"),
+        "z": model.z_,
+        "manifest": np.array(json.dumps(manifest, sort_keys=True)),
+    }
+    for part, gdml in model.parts().items():
+        info = part_info.get(part, {})
+        meta = {key: info[key] for key in ("md5_train", "md5_valid") if key in info}
+        arrays |= {
+            f"{part}/{key}": value
+            for key, value in model_arrays(
+                gdml,
+                idxs_train=np.array(record.idxs_train, dtype=int) if record.idxs_train else None,
+                idxs_valid=np.array(record.idxs_valid, dtype=int),
+                dataset_theory=theory,
+                **meta,
+            ).items()
+        }
+    save_npz_atomic(path, **arrays)
+
+
+def _part_arrays(arrays: dict[str, np.ndarray], part: str, path: str) -> dict[str, np.ndarray]:
+    prefix = f"{part}/"
+    out = {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
+    missing = sorted(set(REQUIRED_KEYS) - set(out))
+    if missing:
+        raise ModelError(f"{path}: part '{part}' lacks {missing}; the file is incomplete")
+    return out
+
+
+def read_manifest(arrays: dict[str, np.ndarray], path: str) -> dict:
+    """The checked manifest of a Δ model file's arrays."""
+    try:
+        manifest = json.loads(as_str(arrays["manifest"]))
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise ModelError(f"{path}: the manifest is not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ModelError(f"{path}: not a Δ model file of format {FORMAT!r}")
+    for key in ("fragments", "parts", "units", "training_data"):
+        if key not in manifest:
+            raise ModelError(f"{path}: the manifest lacks '{key}'")
+    return manifest
+
+
+def load_delta_model(path: str | os.PathLike) -> DeltaModel:
+    """Load a Δ model file (checked; pickled entries are refused, never read)."""
+    path = str(path)
+    arrays = read_npz(path, ("type", "z", "manifest"), "Δ model", error=ModelError)
+    if as_str(arrays["type"]) != "d":
+        raise ModelError(f"{path}: file type is {as_str(arrays['type'])!r}, not a Δ model ('d')")
+    manifest = read_manifest(arrays, path)
+    z = arrays["z"].astype(int)
+    terms = []
+    try:
+        for entry in manifest["fragments"]:
+            atoms = np.asarray(entry["atoms"], dtype=int)
+            if atoms.size == 0 or atoms.min() < 0 or atoms.max() >= z.size:
+                raise ModelError(f"{path}: fragment atoms {entry['atoms']} outside 0…{z.size - 1}")
+            part = entry["part"]
+            gdml = (
+                None if part is None else model_from_arrays(_part_arrays(arrays, part, path), path)
+            )
+            terms.append(FragmentTerm(atoms, gdml, float(entry["constant_energy_kcal_mol"])))
+        binding = model_from_arrays(_part_arrays(arrays, "binding", path), path)
+        model = DeltaModel(z, terms, binding)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{path}: malformed Δ model manifest ({exc!r})") from exc
+    model.manifest_ = manifest
+    model.training_ = TrainingRecord(**manifest["training_data"])
+    return model
+
+
+def extract_part(path: str | os.PathLike, part: str, out_path: str | os.PathLike) -> None:
+    """Write one part of a Δ model file as a plain sGDML model file."""
+    path = str(path)
+    if os.path.abspath(out_path) == os.path.abspath(path):
+        raise ModelError(f"{out_path}: the output would overwrite the Δ model file")
+    arrays = read_npz(path, ("type", "manifest"), "Δ model", error=ModelError)
+    parts = read_manifest(arrays, path)["parts"]
+    if part not in parts:
+        raise ModelError(f"{path}: no part '{part}'; the file holds {sorted(parts)}")
+    save_npz_atomic(out_path, **_part_arrays(arrays, part, path))
+
+
+def load_model(path: str | os.PathLike) -> GDMLModel | DeltaModel:
+    """A full sGDML model or a Δ model, whichever ``path`` holds; both ``predict(R)``.
+
+    The returned model's ``training_`` (:class:`TrainingRecord`) says which geometries of
+    which dataset trained and validated it.
+    """
+    from .model_io import load_model as load_gdml
+
+    path = str(path)
+    kind = as_str(read_npz(path, ("type",), "model", optional=(), error=ModelError)["type"])
+    if kind == "d":
+        return load_delta_model(path)
+    model = load_gdml(path)
+    meta = read_npz(
+        path, (), "model", optional=("md5_train", "idxs_train", "idxs_valid"), error=ModelError
+    )
+    model.training_ = TrainingRecord(
+        md5=as_str(meta["md5_train"]) if "md5_train" in meta else "",
+        idxs_train=meta.get("idxs_train", np.array([], dtype=int)).astype(int).tolist(),
+        idxs_valid=meta.get("idxs_valid", np.array([], dtype=int)).astype(int).tolist(),
+    )
+    return model
