@@ -32,12 +32,12 @@ from .dataset import Dataset, load_dataset
 from .delta_io import TrainingRecord, extract_part, load_model, save_delta_model
 from .dynamics import DEFAULTS as MD_DEFAULTS
 from .errors import DatasetError, DeltaGDMLError
+from .frames_io import ase_format, write_frames
 from .metrics import error_summary
 from .model import GDMLModel
 from .model_io import save_model
 from .sampling import stratified_sample, train_valid_test_split
 from .selection import select_sigma_configured
-from .units import EV_PER_KCAL_MOL
 
 log = logging.getLogger("deltagdml")
 Model = GDMLModel | DeltaModel
@@ -258,34 +258,10 @@ def cmd_test(args: argparse.Namespace) -> None:
     print(json.dumps({"n_test": test.n_geometries, **err, **units}, indent=2))
 
 
-def _write_frames(path: str, z: np.ndarray, R: np.ndarray, E: np.ndarray, F: np.ndarray) -> None:
-    """Frames with energies (eV) and forces (eV/Å) in any format ase.io writes."""
-    import ase.io
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    frames = []
-    for r, e, f in zip(R, E, F, strict=True):
-        atoms = Atoms(z, positions=r)
-        atoms.calc = SinglePointCalculator(
-            atoms, energy=float(e) * EV_PER_KCAL_MOL, forces=f * EV_PER_KCAL_MOL
-        )
-        frames.append(atoms)
-    with atomic_path(path) as tmp:
-        ase.io.write(tmp, frames, format=_ase_format(path))
-
-
-def _ase_format(path: str) -> str:
-    suffix = Path(path).suffix.lower()
-    formats = {".xyz": "extxyz", ".extxyz": "extxyz", ".traj": "traj"}
-    if suffix not in formats:
-        raise CLIError(f"{path}: use .npz, .xyz, .extxyz or .traj")
-    return formats[suffix]
-
-
 def cmd_predict(args: argparse.Namespace) -> None:
     _outputs_ok([args.model, args.geometries], [args.output])
     if not args.output.endswith(".npz"):
-        _ase_format(args.output)
+        ase_format(args.output)
     model = load_model(args.model)
     R = _read_geometries(args.geometries, model.z_)
     E, F = model.predict(R)
@@ -294,7 +270,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if args.output.endswith(".npz"):
         save_npz_atomic(args.output, E=E, F=F, e_unit=np.array("kcal/mol"), r_unit=np.array("Ang"))
     else:
-        _write_frames(args.output, model.z_, R, E, F)
+        write_frames(args.output, model.z_, R, E, F)
     log.info("predicted %d geometries → %s", len(E), args.output)
 
 
@@ -310,7 +286,7 @@ def cmd_md(args: argparse.Namespace) -> None:
     from .dynamics.run import MDCalculator, StabilityCriteria, run_md
 
     _outputs_ok([args.model, args.start], [args.output])
-    _ase_format(args.output)
+    ase_format(args.output)
     model = load_model(args.model)
     start = Atoms(model.z_, positions=_read_geometries(args.start, model.z_)[0])
     fragments = _fragments_of(model, start)
@@ -329,7 +305,7 @@ def cmd_md(args: argparse.Namespace) -> None:
         criteria,
     )
     E, F = model.predict(result.R)
-    _write_frames(args.output, model.z_, result.R, E, F)
+    write_frames(args.output, model.z_, result.R, E, F)
     print(
         json.dumps(
             {

@@ -31,12 +31,15 @@ from .dataset import load_dataset, save_dataset
 from .delta_io import TrainingRecord, save_delta_model
 from .dynamics import dynamics_settings
 from .dynamics.collective import CV2_COLUMNS, cv_pair
+from .frames_io import write_frames
 from .metrics import error_summary, mae
 from .model_io import load_model, save_model
 from .npz_io import as_str, read_npz
 from .selection import select_sigma_configured
 
 log = logging.getLogger("deltagdml")
+#: The sampler's energies and forces, carried from the replicas to the labelled frames.
+SAMPLER_KEYS = ("sampler_E", "sampler_F")
 
 
 def setup_logging(log_path: str | os.PathLike | None) -> None:
@@ -58,10 +61,18 @@ def _progress(message: str) -> None:
 
 
 def sample_replica(
-    config: dict, name: str, replica: int, out_path: str, base_dir: str = "."
+    config: dict,
+    name: str,
+    replica: int,
+    out_path: str,
+    frames_path: str | None = None,
+    base_dir: str = ".",
 ) -> None:
     """Langevin MD of one sampling replica (one temperature of ``sampling.temperatures_K``)
-    with the sampling calculator (the reference method unless ``sampling.calculator``)."""
+    with the sampling calculator (the reference method unless ``sampling.calculator``).
+
+    ``frames_path`` (optional): the frames with the sampler's energies and forces, for ASE.
+    """
     set_single_thread()
     system = load_system(config, name, base_dir)
     s = sampling_settings(config, name)
@@ -89,6 +100,9 @@ def sample_replica(
         "sampler": sampler,
     }
     save_trajectory(traj, out_path)
+    if frames_path:
+        info = {"time_fs": traj["time_fs"], "temperature_K": traj["temperature_K"]}
+        write_frames(frames_path, traj["z"], traj["R"], traj["sampler_E"], traj["sampler_F"], info)
     d = traj["com_distance"]
     log.info(
         "%s: replica %d (%g K), %d frames in %.0f s; COM distance %.2f–%.2f Å (mean %.2f Å)",
@@ -126,7 +140,8 @@ def select(
     replicas = [load_trajectory(p) for p in replica_paths]
     pool = {
         key: np.concatenate([r[key] for r in replicas])
-        for key in ("R", "com_distance", "time_fs", "replica", "temperature_K")
+        for key in ("R", "com_distance", "time_fs", "replica", "temperature_K", *SAMPLER_KEYS)
+        if all(key in r for r in replicas)
     }
     analysis = dynamics_settings(config, name)["analysis"]
     labels, cvs = cv_pair(analysis, system, system.atoms.positions)
@@ -190,9 +205,14 @@ def label_chunk(
     save_labels(labels, out_path)
 
 
-def merge(chunk_paths: list[str], out_path: str) -> None:
-    """Concatenate label chunks in frame order."""
-    save_labels(merge_labels(chunk_paths), out_path)
+def merge(chunk_paths: list[str], out_path: str, frames_path: str | None = None) -> None:
+    """Concatenate label chunks in frame order; optionally also write the labelled complex
+    frames for ASE and viewers (reference energies and forces in eV, eV/Å)."""
+    labels = merge_labels(chunk_paths)
+    save_labels(labels, out_path)
+    if frames_path:
+        info = {"frame_index": labels["frame_index"]}
+        write_frames(frames_path, labels["z"], labels["R"], labels["E"], labels["F"], info)
 
 
 def ingest(config: dict, name: str, out_path: str, base_dir: str = ".") -> None:

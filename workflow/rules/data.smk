@@ -3,7 +3,8 @@
 
 rule sample_replica:
     output:
-        f"{RESULTS}/{{system}}/data/replicas/replica_{{replica}}.npz",
+        trajectory=f"{RESULTS}/{{system}}/data/replicas/replica_{{replica}}.npz",
+        frames=f"{RESULTS}/{{system}}/data/replicas/replica_{{replica}}.extxyz",
     log:
         f"{RESULTS}/logs/{{system}}/sample_replica_{{replica}}.log",
     benchmark:
@@ -70,7 +71,8 @@ rule merge_labels:
     input:
         label_chunks,
     output:
-        f"{RESULTS}/{{system}}/data/labels.npz",
+        labels=f"{RESULTS}/{{system}}/data/labels.npz",
+        frames=f"{RESULTS}/{{system}}/data/labelled_frames.extxyz",
     log:
         f"{RESULTS}/logs/{{system}}/merge_labels.log",
     benchmark:

@@ -14,6 +14,7 @@ rule md_run:
     output:
         run=f"{RESULTS}/{{system}}/dynamics/runs/{{model}}_{{temperature}}K.npz",
         timing=f"{RESULTS}/{{system}}/dynamics/runs/{{model}}_{{temperature}}K_timing.csv",
+        frames=f"{RESULTS}/{{system}}/dynamics/runs/{{model}}_{{temperature}}K.extxyz",
     log:
         f"{RESULTS}/logs/{{system}}/md_{{model}}_{{temperature}}K.log",
     benchmark:

@@ -16,4 +16,5 @@ simulate(
     snakemake.input.splits,
     snakemake.output.run,
     snakemake.output.timing,
+    snakemake.output.frames,
 )

@@ -3,4 +3,4 @@
 from deltagdml.pipeline import merge, setup_logging
 
 setup_logging(snakemake.log[0])
-merge(list(snakemake.input), snakemake.output[0])
+merge(list(snakemake.input), snakemake.output.labels, snakemake.output.frames)

@@ -7,5 +7,6 @@ sample_replica(
     snakemake.params.config,
     snakemake.wildcards.system,
     int(snakemake.wildcards.replica),
-    snakemake.output[0],
+    snakemake.output.trajectory,
+    snakemake.output.frames,
 )

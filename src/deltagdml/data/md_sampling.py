@@ -23,7 +23,7 @@ from ase.md.velocitydistribution import Stationary, ZeroRotation
 from ..atomic_io import save_npz_atomic
 from ..errors import ConfigError, DatasetError
 from ..npz_io import read_npz
-from ..units import LENGTH_UNITS_IN_ANG
+from ..units import KCAL_MOL_PER_EV, LENGTH_UNITS_IN_ANG
 from .calculators import make_calculator
 from .systems import System
 
@@ -133,7 +133,9 @@ def sample_md(
     """Run Langevin MD and keep every ``stride``-th geometry after equilibration.
 
     Returns R (n_frames, N, 3) Å, z (N,), com_distance (n_frames,) Å (largest COM distance
-    of a fragment k > 0 to fragment 0) and time_fs (n_frames,). Deterministic for a seed.
+    of a fragment k > 0 to fragment 0), time_fs (n_frames,), and the sampling calculator's
+    own energies sampler_E (kcal/mol) and forces sampler_F (kcal/mol/Å), without the
+    restraint. Deterministic for a seed.
     """
     for key, value in (("n_frames", n_frames), ("stride", stride)):
         if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
@@ -151,6 +153,7 @@ def sample_md(
     atoms.calc = calc if bias is None else SumCalculator([calc, bias])
     dyn = langevin(atoms, temperature_K, timestep_fs, friction_per_fs, seed)
     R = np.empty((n_frames, len(atoms), 3))
+    E, F = np.empty(n_frames), np.empty((n_frames, len(atoms), 3))
     every = max(1, n_frames // 10)
     try:
         dyn.run(equilibration_steps)
@@ -159,6 +162,9 @@ def sample_md(
             R[i] = atoms.positions
             if not np.all(np.isfinite(R[i])):
                 raise RuntimeError("non-finite positions")
+            # the sampler's own (unrestrained) energy and forces, cached by the last step
+            E[i] = calc.get_potential_energy(atoms) * KCAL_MOL_PER_EV
+            F[i] = calc.get_forces(atoms) * KCAL_MOL_PER_EV
             if (i + 1) % every == 0 or i + 1 == n_frames:
                 report(f"{system.name}: MD frame {i + 1}/{n_frames}")
     except RuntimeError as exc:
@@ -171,12 +177,22 @@ def sample_md(
         "z": system.atoms.numbers.copy(),
         "com_distance": com_distances(R, masses, system.fragments).max(axis=1),
         "time_fs": (equilibration_steps + stride * np.arange(1, n_frames + 1)) * timestep_fs,
+        "sampler_E": E,
+        "sampler_F": F,
     }
 
 
 #: Optional per-frame records of a trajectory file: sampling replica, its thermostat
-#: temperature (K), index among all candidate frames, and the collective variables (Å).
-TRAJECTORY_EXTRAS = ("replica", "temperature_K", "candidate_index", "cv")
+#: temperature (K), index among all candidate frames, the collective variables (Å), and
+#: the sampler's energy (kcal/mol) and forces (kcal/mol/Å).
+TRAJECTORY_EXTRAS = (
+    "replica",
+    "temperature_K",
+    "candidate_index",
+    "cv",
+    "sampler_E",
+    "sampler_F",
+)
 #: Optional strings: names of the CVs, the sampling and the labelling method.
 TRAJECTORY_TEXTS = ("cv_names", "sampler", "reference")
 
@@ -229,4 +245,6 @@ def load_trajectory(path: str | os.PathLike) -> dict[str, np.ndarray]:
     for key in ("R", "com_distance", "cv"):
         if key in traj:
             traj[key] = traj[key] * scale
+    if "sampler_F" in traj:
+        traj["sampler_F"] = traj["sampler_F"] / scale
     return traj

@@ -124,6 +124,7 @@ class MDResult:
     time_ps: np.ndarray
     R: np.ndarray  # (frames, N, 3) Å
     energy_kcal_mol: np.ndarray  # potential energy
+    forces_kcal_mol_A: np.ndarray  # (frames, N, 3)
     temperature_K: np.ndarray  # instantaneous kinetic temperature
     steps_done: int
     wall_s: float
@@ -171,7 +172,7 @@ def run_md(
     bias = restraint_calculator(atoms.positions, atoms.get_masses(), fragments, restraint or {})
     atoms.calc = calc if bias is None else SumCalculator([calc, bias])
     dyn = langevin(atoms, temperature_K, timestep_fs, friction_per_fs, seed)
-    frames, energies, temps = [], [], []
+    frames, energies, forces_seen, temps = [], [], [], []
     monitor = None
     reason = None
     t0 = time.perf_counter()
@@ -182,6 +183,7 @@ def run_md(
             forces = atoms.get_forces() * KCAL_MOL_PER_EV
             frames.append(pos)
             energies.append(energy)
+            forces_seen.append(forces)
             temps.append(atoms.get_temperature())
             if monitor is None:
                 monitor = StabilityMonitor(atoms, fragments, criteria, energy)
@@ -196,6 +198,7 @@ def run_md(
         time_ps=time_ps,
         R=np.array(frames),
         energy_kcal_mol=np.array(energies),
+        forces_kcal_mol_A=np.array(forces_seen),
         temperature_K=np.array(temps),
         steps_done=dyn.nsteps,
         wall_s=wall,

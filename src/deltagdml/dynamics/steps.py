@@ -13,6 +13,7 @@ from ..atomic_io import atomic_path, save_npz_atomic, write_text_atomic
 from ..config import load_system
 from ..data.splits import load_splits
 from ..dataset import load_dataset
+from ..frames_io import write_frames
 from ..model_io import load_model
 from ..npz_io import as_str, read_npz
 from ..pipeline import load_delta_model
@@ -55,6 +56,7 @@ def simulate(
     splits_path: str,
     out_path: str,
     timing_path: str,
+    frames_path: str | None = None,
     base_dir: str = ".",
 ) -> None:
     """One MD run of the full or Δ model from the median-energy training geometry.
@@ -94,6 +96,15 @@ def simulate(
         result.steps_per_s,
     )
     save_run(result, out_path, model_label, temperature_K, n_steps(s), i0)
+    if frames_path:
+        write_frames(
+            frames_path,
+            system.z,
+            result.R,
+            result.energy_kcal_mol,
+            result.forces_kcal_mol_A,
+            info={"time_ps": result.time_ps},
+        )
     timing = {
         "system": name,
         "n_atoms": system.n_atoms,
