@@ -186,7 +186,7 @@ def test_sampling_settings_resolve_replicas_and_sampler(tmp_path):
     del config["sampling"]["calculator"]
     assert sampling_settings(config, "water_benzene")["calculator"] == config["reference"]
     config["sampling"] |= {"frames_per_replica": 4}
-    with pytest.raises(ConfigError, match=r"n_frames = 9 exceeds the 8 candidate frames"):
+    with pytest.raises(ConfigError, match=r"n_frames = 9 asks 5 frames of each of 2 repl"):
         sampling_settings(config, "water_benzene")
 
 

@@ -89,11 +89,12 @@ def sampling_settings(config: dict, name: str) -> dict:
         )
     if s["frames_per_replica"] is None:
         s["frames_per_replica"] = -(-s["n_frames"] // n_replicas)
-    if s["n_frames"] > s["frames_per_replica"] * n_replicas:
+    share = -(-s["n_frames"] // n_replicas)
+    if share > s["frames_per_replica"]:
         raise ConfigError(
-            f"system '{name}': sampling.n_frames = {s['n_frames']} exceeds the "
-            f"{s['frames_per_replica'] * n_replicas} candidate frames of {n_replicas} "
-            f"replica(s) × sampling.frames_per_replica = {s['frames_per_replica']}"
+            f"system '{name}': sampling.n_frames = {s['n_frames']} asks {share} frames of each "
+            f"of {n_replicas} replica(s), more than sampling.frames_per_replica = "
+            f"{s['frames_per_replica']}"
         )
     if s["calculator"] is None:
         s["calculator"] = config.get("reference")

@@ -146,7 +146,8 @@ def select(
     analysis = dynamics_settings(config, name)["analysis"]
     labels, cvs = cv_pair(analysis, system, system.atoms.positions)
     pool["cv"] = cvs(pool["R"])
-    idx = select_frames(pool["cv"], s["n_frames"], s["selection"], int(config.get("seed", 0)))
+    seed = int(config.get("seed", 0))
+    idx = select_frames(pool["cv"], s["n_frames"], s["selection"], seed, pool["replica"])
     sampler, reference = calculator_label(s["calculator"]), theory_label(config)
     out = {key: value[idx] for key, value in pool.items()}
     out |= {

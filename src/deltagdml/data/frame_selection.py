@@ -1,9 +1,9 @@
 """Which candidate frames of the sampling replicas get reference labels.
 
-``time``: frames evenly spaced over the candidates in (replica, time) order; with as many
-candidates as frames to keep, every candidate.
+Each replica (temperature) gets an equal share of the frames. ``time``: frames evenly
+spaced in time; with as many candidates as frames to keep, every candidate.
 ``cv``: frames that cover the collective variables evenly. The CV space (each variable
-scaled to [0, 1] over the candidates) is cut into a grid of about ``n`` cells; rounds
+scaled to [0, 1] over the replica's candidates) is cut into a grid of about ``n`` cells; rounds
 over the occupied cells take one random remaining frame from each, so sparsely visited
 regions (the repulsive wall, a wide-open pincer) get as many frames as the well.
 """
@@ -51,13 +51,36 @@ def select_by_cv(cvs: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.array(chosen, dtype=int))
 
 
-def select_frames(cvs: np.ndarray, n: int, method: str, seed: int) -> np.ndarray:
-    """Indices (sorted) of the ``n`` candidate frames to label; see the module docstring."""
-    if method == "time":
-        return select_evenly_in_time(len(cvs), n)
-    if method == "cv":
-        return select_by_cv(cvs, n, seed)
-    raise ConfigError(f"sampling.selection must be one of {METHODS}, got {method!r}")
+def select_frames(
+    cvs: np.ndarray, n: int, method: str, seed: int, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Indices (sorted) of the ``n`` candidate frames to label; see the module docstring.
+
+    With ``groups`` (e.g. the replica of every candidate) each group gets an equal share
+    of the ``n`` frames (the first groups one more if ``n`` does not divide), chosen by
+    ``method`` within the group, so that every temperature is represented.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"sampling.selection must be one of {METHODS}, got {method!r}")
+    if groups is None:
+        groups = np.zeros(len(cvs), dtype=int)
+    labels = np.unique(groups)
+    _check_sizes(len(cvs), n)
+    shares = np.full(labels.size, n // labels.size) + (np.arange(labels.size) < n % labels.size)
+    chosen = []
+    for k, (label, share) in enumerate(zip(labels, shares, strict=True)):
+        members = np.flatnonzero(groups == label)
+        if share > members.size:
+            raise ConfigError(
+                f"frame selection: group {label} has {members.size} candidates for its "
+                f"share of {share} frames"
+            )
+        if method == "time":
+            local = select_evenly_in_time(members.size, share)
+        else:
+            local = select_by_cv(cvs[members], share, seed + k)
+        chosen.append(members[local])
+    return np.sort(np.concatenate(chosen))
 
 
 def coverage(values: np.ndarray, reference: np.ndarray, bins: int = 20) -> float:

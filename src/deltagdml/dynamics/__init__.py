@@ -19,6 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "duration_ps": 1.5,
     "stride": 10,
     "friction_per_fs": 0.01,
+    "start": "median_energy",
     "restraint": {"enabled": False, "k": 1.0},
     "stability": {
         "bond_stretch": 1.5,
@@ -41,6 +42,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "c60_buckycatcher": {"analysis": {"guest_fragment": 0, "cv2": {"kind": "pincer"}}},
 }
 CV2_KINDS = ("min_distance", "atoms", "centroids", "pincer")
+STARTS = ("median_energy", "lowest_energy")
 
 
 def dynamics_settings(config: dict, name: str) -> dict[str, Any]:
@@ -59,6 +61,8 @@ def dynamics_settings(config: dict, name: str) -> dict[str, Any]:
         raise ConfigError(f"{where}.temperatures_K must be a non-empty list of positive numbers")
     if n_steps(s) < s["stride"]:
         raise ConfigError(f"{where}: duration_ps / timestep_fs is shorter than one stride")
+    if s["start"] not in STARTS:
+        raise ConfigError(f"{where}.start must be one of {STARTS}, got {s['start']!r}")
     kind = s["analysis"]["cv2"].get("kind")
     if kind not in CV2_KINDS:
         raise ConfigError(f"{where}.analysis.cv2.kind must be one of {CV2_KINDS}, got {kind!r}")

@@ -38,11 +38,13 @@ RUN_KEYS = (
 )
 
 
-def start_index(E: np.ndarray | None, train: np.ndarray) -> int:
-    """The training geometry with the median reference energy (the first one without E)."""
+def start_index(E: np.ndarray | None, train: np.ndarray, start: str = "median_energy") -> int:
+    """The training geometry with the median (``start="median_energy"``) or the lowest
+    (``"lowest_energy"``) reference energy; the first one without energies."""
     if E is None:
         return int(train[0])
-    return int(train[np.argsort(E[train], kind="stable")[len(train) // 2]])
+    order = np.argsort(E[train], kind="stable")
+    return int(train[order[0] if start == "lowest_energy" else order[len(train) // 2]])
 
 
 def simulate(
@@ -71,7 +73,7 @@ def simulate(
     else:
         model = load_delta_model(config, name, model_paths, binding_dataset, base_dir)
     ds = load_dataset(full_dataset)
-    i0 = start_index(ds.E, load_splits(splits_path, ds.n_geometries)["train"])
+    i0 = start_index(ds.E, load_splits(splits_path, ds.n_geometries)["train"], s["start"])
     result = run_md(
         Atoms(system.z, positions=ds.R[i0]),
         MDCalculator(model),
