@@ -74,10 +74,11 @@ def delta_part_files(wildcards):
 
 def card_inputs(wildcards):
     """The model a card describes and, for a single model, the dataset it is tested on."""
-    model = f"{RESULTS}/{wildcards.system}/models/{wildcards.card}.npz"
+    folder = f"{RESULTS}/{wildcards.system}"
+    model = {"model": f"{folder}/models/{wildcards.card}.npz"}
     if wildcards.card == "delta":
-        return {"model": model}
-    return {"model": model, "dataset": model.replace("/models/", "/datasets/")}
+        return model
+    return model | {"dataset": f"{folder}/datasets/{wildcards.card}.npz"}
 
 
 def all_model_files():
