@@ -149,3 +149,37 @@ def test_schema_violation_is_reported_before_any_job(tmp_path):
     assert "'unknown_key' was unexpected" in run.stdout + run.stderr
     assert not (tmp_path / "results_tiny").exists()
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
+
+
+def test_delta_model_file_and_cards_match_the_evaluation(tiny_run):
+    """The workflow's Δ model file predicts what the evaluation scored, and every model has
+    a card whose test errors are the evaluation's."""
+    import json
+
+    import ase.io
+
+    from deltagdml import load_model as load_any
+
+    results, config, _ = tiny_run
+    folder = results / "water_benzene"
+    pred = np.load(folder / "evaluation" / "test_predictions.npz")
+    ds = load_dataset(folder / "datasets" / "full.npz")
+    delta = load_any(folder / "models" / "delta.npz")
+    E, F = delta.predict(ds.R[pred["idxs_test"]])
+    np.testing.assert_allclose(E, pred["E_delta"], rtol=1e-12)
+    np.testing.assert_allclose(F, pred["F_delta"], rtol=1e-10, atol=1e-12)
+    metrics = pd.read_csv(folder / "evaluation" / "metrics.csv").set_index("model")
+    for card in ("full", "delta", "fragment_0", "fragment_1", "binding"):
+        content = json.loads((folder / "models" / f"{card}.card.json").read_text())
+        assert content["level_of_theory"] == "GFN2-xTB (tblite)"
+        assert content["units"]["force"] == "kcal/mol/Ang"
+        assert content["test"]["n_test"] == config["training"]["n_test"]
+        if card in metrics.index:
+            assert content["test"]["f_mae"] == pytest.approx(metrics.loc[card, "f_mae"])
+    frames = ase.io.read(folder / "data" / "labelled_frames.extxyz", ":")
+    assert len(frames) == config["sampling"]["n_frames"]
+    from deltagdml.units import KCAL_MOL_PER_EV
+
+    np.testing.assert_allclose(frames[0].get_forces() * KCAL_MOL_PER_EV, ds.F[0], atol=1e-5)
+    run = ase.io.read(folder / "dynamics" / "runs" / "delta_300K.extxyz", ":")
+    assert np.isfinite(run[-1].get_potential_energy())
