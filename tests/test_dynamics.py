@@ -369,3 +369,16 @@ def test_analyse_and_summarise_write_tables_and_figures(
     assert speed.to_dict() == {"full": 200, "delta": 50}  # medians over temperatures
     for path in [*out.values(), *summary.values()]:
         assert Path(path).stat().st_size > 0
+
+
+def test_start_geometry_median_or_lowest_energy():
+    from deltagdml.dynamics.steps import start_index
+
+    E = np.array([5.0, 1.0, 9.0, 3.0, 7.0, 0.5])
+    train = np.array([0, 2, 3, 4, 5])  # energies 5, 9, 3, 7, 0.5 → median 5 (index 0)
+    assert start_index(E, train) == 0
+    assert start_index(E, train, "lowest_energy") == 5
+    assert start_index(None, train, "lowest_energy") == 0
+    config = {"systems": {"w": {"preset": "water_benzene"}}, "dynamics": {"start": "hottest"}}
+    with pytest.raises(ConfigError, match="start must be one of"):
+        dynamics_settings(config, "w")
