@@ -318,6 +318,7 @@ def cmd_md(args: argparse.Namespace) -> None:
                 "trajectory": args.output,
             },
             indent=2,
+            ensure_ascii=False,
         )
     )
 
