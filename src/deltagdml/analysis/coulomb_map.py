@@ -70,6 +70,9 @@ def run(
     table.insert(0, "system", system_name)
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
-    names = [system.atoms[f].get_chemical_formula() for f in system.fragments]
+    names = [
+        system.atoms[f].get_chemical_formula() + {0: "", 1: "⁺", -1: "⁻"}.get(q, f"({q:+d})")
+        for f, q in zip(system.fragments, system.fragment_charges, strict=True)
+    ]
     plot_coulomb_matrix(system_name, C, system.fragments, names, table, png, pdf)
     return table
