@@ -61,7 +61,7 @@ def simulate(
     frames_path: str | None = None,
     base_dir: str = ".",
 ) -> None:
-    """One MD run of the full or Δ model from the median-energy training geometry.
+    """One MD run of the full or Δ model from a training geometry (``dynamics.start``).
 
     The run goes to ``out_path``; its speed to ``timing_path`` (it varies from run to run,
     so it is kept apart).
