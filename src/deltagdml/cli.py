@@ -290,19 +290,17 @@ def cmd_md(args: argparse.Namespace) -> None:
     model = load_model(args.model)
     start = Atoms(model.z_, positions=_read_geometries(args.start, model.z_)[0])
     fragments = _fragments_of(model, start)
-    criteria = StabilityCriteria(**MD_DEFAULTS["stability"])
-    n_steps = args.steps
     result = run_md(
         start,
         MDCalculator(model),
         fragments,
         args.temperature,
         args.timestep,
-        n_steps,
+        args.steps,
         args.stride,
         args.friction,
         args.seed,
-        criteria,
+        StabilityCriteria(**MD_DEFAULTS["stability"]),
     )
     E, F = model.predict(result.R)
     write_frames(args.output, model.z_, result.R, E, F)
