@@ -272,7 +272,8 @@ def test_learning_curve_errors_decrease_with_training_size():
     splits = {"train": np.arange(0, 80), "valid": np.arange(80, 100), "test": np.arange(100, 150)}
     settings = {"sigmas": [2, 5, 10, 20], "lam": 1e-10, "perms": "none", "patience": 2}
     settings |= {"max_perms": 1, "solver": "auto", "max_memory_gb": 4.0, "solver_tol": 1e-4}
-    table = lc.learning_curve(datasets, frags, {}, splits, [10, 20, 80], settings, seed=0)
+    per_part = {part: settings for part in datasets}
+    table = lc.learning_curve(datasets, frags, {}, splits, [10, 20, 80], per_part, seed=0)
     assert list(table["n_train"]) == [10, 10, 20, 20, 80, 80]
     for model in ("full", "delta"):
         sub = table[table["model"] == model].set_index("n_train")

@@ -101,21 +101,41 @@ def sampling_settings(config: dict, name: str) -> dict:
     return s
 
 
-def training_settings(config: dict, name: str) -> dict:
-    """Global training settings overridden by the system's, with split sizes checked."""
+def training_settings(config: dict, name: str, part: str | None = None) -> dict:
+    """Global training settings overridden by the system's, then by the part's.
+
+    Without ``part`` the settings are those of the full model and of every part without
+    its own entry in ``training.parts``; ``parts`` then holds the per-part overrides.
+    """
     settings = _merge(
         TRAINING_DEFAULTS, config.get("training"), system_entry(config, name).get("training")
     )
+    overrides = settings.pop("parts", None) or {}
+    if part is not None:
+        return _merge(settings, overrides.get(part))
+    settings["parts"] = overrides
     entry = system_entry(config, name)
     if "dataset" not in entry:
         n_frames = sampling_settings(config, name)["n_frames"]
-        needed = settings["n_train"] + settings["n_valid"] + settings["n_test"]
+        needed = train_pool_size(settings) + settings["n_valid"] + settings["n_test"]
         if needed > n_frames:
             raise ConfigError(
                 f"system '{name}': n_train + n_valid + n_test = {needed} exceeds the "
                 f"{n_frames} sampled frames (sampling.n_frames)"
             )
     return settings
+
+
+def train_pool_size(settings: dict) -> int:
+    """Geometries set aside for training: the largest n_train of any part."""
+    sizes = [settings["n_train"]]
+    sizes += [o["n_train"] for o in settings["parts"].values() if "n_train" in (o or {})]
+    return max(sizes)
+
+
+def part_train_sizes(settings: dict, parts: list[str]) -> dict[str, int]:
+    """n_train of each of ``parts``: its ``training.parts`` value, else the global one."""
+    return {p: (settings["parts"].get(p) or {}).get("n_train", settings["n_train"]) for p in parts}
 
 
 def load_system(config: dict, name: str, base_dir: str | Path = ".") -> System:
@@ -186,5 +206,11 @@ def check_config(config: dict, base_dir: str | Path = ".") -> dict[str, System]:
             if "calculator" in (entry.get("sampling") or {}):
                 where = f"systems.{name}.{where}"
             check_calculator_spec(sampling_settings(config, name)["calculator"], where)
-        training_settings(config, name)
+        overrides = training_settings(config, name)["parts"]
+        unknown = sorted(set(overrides) - set(model_parts(systems[name])))
+        if unknown:
+            raise ConfigError(
+                f"system '{name}': training.parts names {unknown}, but its models are "
+                f"{model_parts(systems[name])}"
+            )
     return systems

@@ -19,14 +19,22 @@ import pandas as pd
 from . import __version__
 from .atomic_io import atomic_path, save_npz_atomic, write_text_atomic
 from .composite import DeltaModel
-from .config import load_system, model_parts, sampling_settings, system_entry, training_settings
+from .config import (
+    load_system,
+    model_parts,
+    part_train_sizes,
+    sampling_settings,
+    system_entry,
+    train_pool_size,
+    training_settings,
+)
 from .data.calculators import calculator_label, set_single_thread
 from .data.delta import build_delta_datasets
 from .data.frame_selection import select_frames
 from .data.ingest import ingest_dataset
 from .data.labelling import chunk_indices, label_frames, load_labels, merge_labels, save_labels
 from .data.md_sampling import load_trajectory, sample_md, save_trajectory
-from .data.splits import load_splits, make_splits, save_splits
+from .data.splits import load_splits, make_splits, save_splits, train_indices
 from .dataset import load_dataset, save_dataset
 from .delta_io import TrainingRecord, save_delta_model
 from .dynamics import dynamics_settings
@@ -252,7 +260,10 @@ def split(config: dict, name: str, full_path: str, out_path: str) -> None:
     """Energy-stratified train/valid/test indices shared by every model of a system."""
     ds = load_dataset(full_path)
     t = training_settings(config, name)
-    splits = make_splits(ds.E, t["n_train"], t["n_valid"], t["n_test"], int(config.get("seed", 0)))
+    sizes = part_train_sizes(t, model_parts(load_system(config, name))) if t["parts"] else None
+    pool = train_pool_size(t)
+    seed = int(config.get("seed", 0))
+    splits = make_splits(ds.E, pool, t["n_valid"], t["n_test"], seed, part_sizes=sizes)
     save_splits(splits, out_path, n_geometries=ds.n_geometries)
 
 
@@ -280,8 +291,9 @@ def train(
     """
     ds = load_dataset(dataset_path)
     splits = load_splits(splits_path, ds.n_geometries)
-    t = training_settings(config, name)
-    tr, va = ds.subset(splits["train"]), ds.subset(splits["valid"])
+    t = training_settings(config, name, part)
+    idxs_train = train_indices(splits, part)
+    tr, va = ds.subset(idxs_train), ds.subset(splits["valid"])
     # Iterative-solver state, resumed if this job is restarted; removed once trained.
     checkpoints = Path(model_path).parent / f".{part}_cg_checkpoints"
     log.info(
@@ -308,7 +320,7 @@ def train(
     save_model(
         model,
         model_path,
-        idxs_train=splits["train"],
+        idxs_train=idxs_train,
         idxs_valid=splits["valid"],
         md5_train=ds.md5(),
         md5_valid=ds.md5(),
@@ -351,7 +363,11 @@ def bundle_delta(
         meta = read_npz(model_paths[part], (), "model", optional=("md5_train", "md5_valid"))
         part_info[part] = {key: as_str(value) for key, value in meta.items()}
     record = TrainingRecord(
-        md5=ds.md5(), idxs_train=idx["train"].tolist(), idxs_valid=idx["valid"].tolist()
+        md5=ds.md5(),
+        idxs_train=np.unique(
+            np.concatenate([train_indices(idx, p) for p in delta.parts()])
+        ).tolist(),
+        idxs_valid=idx["valid"].tolist(),
     )
     save_delta_model(delta, output, part_info=part_info, record=record, theory=theory_label(config))
     log.info("%s: Δ model (%s) written to %s", name, ", ".join(delta.parts()), output)
@@ -449,7 +465,10 @@ def evaluate(
                 "system": name,
                 "model": label,
                 "n_atoms": ds.n_atoms,
-                "n_train": len(splits["train"]),
+                # distinct training geometries of the model's parts
+                "n_train": len(
+                    np.unique(np.concatenate([train_indices(splits, p) for p in parts]))
+                ),
                 "n_test": test.n_geometries,
                 **error_summary(E, F, test.E, test.F),
                 "sigma": ";".join(f"{p}={chosen.loc[p, 'sigma']:g}" for p in parts),

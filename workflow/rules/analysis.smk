@@ -143,7 +143,7 @@ rule analysis_learning_curve:
         unpack(
             lambda w: (
                 model_files(w)
-                if training_settings(config, w.system)["n_train"]
+                if training_settings(config, w.system, "full")["n_train"]
                 in learning_curve_sizes(config, w.system)
                 else {}
             )

@@ -31,8 +31,8 @@ def params_for(*sections):
 
 def train_mem_mb(wildcards, threads, attempt):
     """Memory of a training job: the chosen solver's estimate, doubled on each retry."""
-    settings = training_settings(config, wildcards.system)
     part = getattr(wildcards, "part", "full")
+    settings = training_settings(config, wildcards.system, part)
     return attempt * training_memory_mb(
         SYSTEMS[wildcards.system], part, settings, threads
     )

@@ -42,7 +42,7 @@ def analysis_settings(config: dict) -> dict[str, Any]:
 def learning_curve_sizes(config: dict, name: str) -> list[int]:
     """Sorted distinct learning-curve sizes of system ``name`` that fit its training split.
 
-    Sizes above the system's ``n_train`` are dropped. If fewer than two remain (e.g. a tiny
+    Sizes above the full model's ``n_train`` are dropped. If fewer than two remain (e.g. a tiny
     test config), n_train/4, n_train/2 and n_train are used instead.
     """
     requested = analysis_settings(config)["learning_curve_sizes"]
@@ -50,7 +50,7 @@ def learning_curve_sizes(config: dict, name: str) -> list[int]:
         raise ConfigError(
             f"analysis.learning_curve_sizes must be positive integers, got {requested!r}"
         )
-    n_train = training_settings(config, name)["n_train"]
+    n_train = training_settings(config, name, "full")["n_train"]
     sizes = sorted({n for n in requested if n <= n_train})
     if len(sizes) < 2:
         sizes = sorted({max(1, round(n_train * f)) for f in FALLBACK_FRACTIONS})

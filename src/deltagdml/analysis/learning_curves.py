@@ -22,7 +22,7 @@ import pandas as pd
 from ..atomic_io import atomic_path
 from ..composite import DeltaModel
 from ..config import load_system, training_settings
-from ..data.splits import load_splits
+from ..data.splits import load_splits, train_indices
 from ..dataset import Dataset, load_dataset
 from ..metrics import error_summary
 from ..model import GDMLModel
@@ -81,17 +81,22 @@ def learning_curve(
     """Test errors (kcal/mol, kcal/mol/Å) of both models at each size; one row per size/model.
 
     ``datasets`` holds ``full``, ``binding`` and ``fragment_k`` of every multi-atom fragment;
-    ``pretrained`` (same keys) is used for the size equal to the whole train split.
+    ``settings`` maps each part to its training settings (with ``perms``). The sizes are
+    nested subsets of the full model's training geometries; ``pretrained`` (same keys) is
+    used for the size equal to that whole set.
     The table holds no wall times, so identical runs give identical files.
     """
     full = datasets["full"]
     test = full.subset(splits["test"])
     parts = [p for p in datasets if p != "full"]
     rows = []
-    for n, idx in nested_subsets(splits["train"], sizes, seed).items():
-        reuse = pretrained is not None and n == len(splits["train"])
+    train = train_indices(splits, "full")
+    # the pipeline's models fit the largest size only if every part trained on that set
+    same_sets = all(np.array_equal(train_indices(splits, p), train) for p in datasets)
+    for n, idx in nested_subsets(train, sizes, seed).items():
+        reuse = pretrained is not None and same_sets and n == len(train)
         models = {
-            p: pretrained[p] if reuse else fit_part(ds, idx, splits["valid"], settings)
+            p: pretrained[p] if reuse else fit_part(ds, idx, splits["valid"], settings[p])
             for p, ds in datasets.items()
         }
         log.info("n_train=%d: models %s", n, "reused" if reuse else "trained")
@@ -156,8 +161,10 @@ def run(
     from ..pipeline import _symmetries
 
     system = load_system(config, system_name, base_dir)
-    training = training_settings(config, system_name)
-    settings = {**training, "perms": _symmetries(training["symmetries"], base_dir)}
+    settings = {}
+    for part in dataset_paths:
+        training = training_settings(config, system_name, part)
+        settings[part] = {**training, "perms": _symmetries(training["symmetries"], base_dir)}
     datasets = {part: load_dataset(path) for part, path in dataset_paths.items()}
     splits = load_splits(splits_path, datasets["full"].n_geometries)
     stored = read_npz(

@@ -18,7 +18,7 @@ from .labelling import (
     save_labels,
 )
 from .md_sampling import load_trajectory, sample_md, save_trajectory
-from .splits import load_splits, make_splits, save_splits
+from .splits import load_splits, make_splits, save_splits, train_indices
 from .systems import (
     DEFAULT_SYSTEMS,
     System,
@@ -48,6 +48,7 @@ __all__ = [
     "sample_md",
     "save_labels",
     "save_splits",
+    "train_indices",
     "save_trajectory",
     "set_single_thread",
     "system_from_config",

@@ -3,32 +3,61 @@
 Splits are drawn once on the complex energies and reused for every dataset of a system,
 so that all models are trained and tested on the same geometries. In memory a split is
 ``{"train", "valid", "test"}``; files store ``idxs_train``, ``idxs_valid``, ``idxs_test``.
+
+Models may train on different numbers of geometries (``training.parts``): ``train`` is
+then the pool of the largest part, and every part trained on fewer geometries gets its
+own energy-stratified subset of that pool, ``train_<part>`` (file key ``idxs_train_<part>``).
+Validation and test sets are the same for all parts.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 
 import numpy as np
 
 from ..atomic_io import save_npz_atomic
 from ..errors import ConfigError, DatasetError
 from ..npz_io import read_npz
-from ..sampling import train_valid_test_split
+from ..sampling import stratified_sample, train_valid_test_split
 
 PARTS = ("train", "valid", "test")
 
 
 def make_splits(
-    E: np.ndarray, n_train: int, n_valid: int, n_test: int, seed: int
+    E: np.ndarray,
+    n_train: int,
+    n_valid: int,
+    n_test: int,
+    seed: int,
+    part_sizes: dict[str, int] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Disjoint energy-stratified index sets, deterministic for ``seed``."""
+    """Disjoint energy-stratified index sets, deterministic for ``seed``.
+
+    With ``part_sizes`` (n_train per model part), ``n_train`` must be their maximum; each
+    smaller part gets a subset ``train_<part>`` of the training pool.
+    """
     for key, n in zip(PARTS, (n_train, n_valid, n_test), strict=True):
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
             raise ConfigError(f"splits: n_{key} must be a non-negative integer, got {n!r}")
     if n_train < 1:
         raise ConfigError("splits: n_train must be at least 1")
-    return train_valid_test_split(np.asarray(E, dtype=float), n_train, n_valid, n_test, seed)
+    E = np.asarray(E, dtype=float)
+    splits = train_valid_test_split(E, n_train, n_valid, n_test, seed)
+    pool = splits["train"]
+    for part, n in sorted((part_sizes or {}).items()):
+        if not 1 <= n <= n_train:
+            raise ConfigError(f"splits: n_train of '{part}' must lie in [1, {n_train}], got {n}")
+        if n < n_train:
+            rng = np.random.default_rng([seed, zlib.crc32(part.encode())])
+            splits[f"train_{part}"] = pool[stratified_sample(E[pool], n, rng)]
+    return splits
+
+
+def train_indices(splits: dict[str, np.ndarray], part: str) -> np.ndarray:
+    """The geometries model ``part`` trains on."""
+    return splits.get(f"train_{part}", splits["train"])
 
 
 def _validate(splits: dict, n_geometries: int | None, source: str) -> None:
@@ -49,6 +78,16 @@ def _validate(splits: dict, n_geometries: int | None, source: str) -> None:
                 f"{source}: '{part}' overlaps other splits at {overlap[:10].tolist()}"
             )
         seen = np.concatenate([seen, idx])
+    for key in sorted(set(splits) - set(PARTS)):
+        idx = np.asarray(splits[key])
+        if (
+            not key.startswith("train_")
+            or idx.ndim != 1
+            or not np.issubdtype(idx.dtype, np.integer)
+        ):
+            raise DatasetError(f"{source}: '{key}' is not a 1-D integer index array of a part")
+        if np.setdiff1d(idx, splits["train"]).size or np.unique(idx).size != idx.size:
+            raise DatasetError(f"{source}: '{key}' is not a subset of the training indices")
 
 
 def save_splits(
@@ -56,7 +95,7 @@ def save_splits(
 ) -> None:
     """Validate and write splits atomically (``n_geometries`` is stored if given)."""
     _validate(splits, n_geometries, str(path))
-    arrays = {f"idxs_{part}": np.asarray(splits[part], dtype=np.int64) for part in PARTS}
+    arrays = {f"idxs_{key}": np.asarray(idx, dtype=np.int64) for key, idx in splits.items()}
     if n_geometries is not None:
         arrays["n_geometries"] = np.array(n_geometries)
     save_npz_atomic(path, **arrays)
@@ -69,11 +108,13 @@ def load_splits(path: str | os.PathLike, n_geometries: int | None = None) -> dic
     for one dataset are not silently applied to another.
     """
     data = read_npz(path, {f"idxs_{part}" for part in PARTS}, "splits")
+    extra = [key for key in data if key.startswith("idxs_train_")]
     stored = int(data["n_geometries"]) if "n_geometries" in data else None
     if stored is not None and n_geometries is not None and stored != n_geometries:
         raise DatasetError(
             f"{path}: splits were drawn for {stored} geometries, dataset has {n_geometries}"
         )
     splits = {part: data[f"idxs_{part}"] for part in PARTS}
+    splits.update({key.removeprefix("idxs_"): data[key] for key in extra})
     _validate(splits, n_geometries if n_geometries is not None else stored, str(path))
     return splits

@@ -11,7 +11,7 @@ from ase import Atoms
 
 from ..atomic_io import atomic_path, save_npz_atomic, write_text_atomic
 from ..config import load_system
-from ..data.splits import load_splits
+from ..data.splits import load_splits, train_indices
 from ..dataset import load_dataset
 from ..frames_io import write_frames
 from ..model_io import load_model
@@ -73,7 +73,9 @@ def simulate(
     else:
         model = load_delta_model(config, name, model_paths, binding_dataset, base_dir)
     ds = load_dataset(full_dataset)
-    i0 = start_index(ds.E, load_splits(splits_path, ds.n_geometries)["train"], s["start"])
+    # the start geometry is one the full model trained on
+    splits = load_splits(splits_path, ds.n_geometries)
+    i0 = start_index(ds.E, train_indices(splits, "full"), s["start"])
     result = run_md(
         Atoms(system.z, positions=ds.R[i0]),
         MDCalculator(model),

@@ -1,0 +1,156 @@
+"""Per-part training settings (``training.parts``): splits, config checks and training."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import copy  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+from deltagdml import pipeline  # noqa: E402
+from deltagdml.config import check_config, training_settings  # noqa: E402
+from deltagdml.data.splits import load_splits, make_splits, save_splits, train_indices  # noqa: E402
+from deltagdml.dataset import Dataset, save_dataset  # noqa: E402
+from deltagdml.errors import ConfigError, DatasetError  # noqa: E402
+from deltagdml.model_io import load_model  # noqa: E402
+from deltagdml.sampling import train_valid_test_split  # noqa: E402
+
+
+def test_without_part_sizes_the_splits_are_unchanged():
+    E = np.random.default_rng(1).normal(size=300)
+    plain = train_valid_test_split(E, 60, 20, 50, seed=3)
+    same = make_splits(E, 60, 20, 50, seed=3, part_sizes={"full": 60, "binding": 60})
+    assert set(same) == {"train", "valid", "test"}
+    for key in plain:
+        np.testing.assert_array_equal(plain[key], same[key])
+
+
+def test_smaller_parts_get_seeded_stratified_subsets_of_the_pool(tmp_path):
+    rng = np.random.default_rng(0)
+    E = np.concatenate([rng.normal(0, 1, 240), rng.normal(8, 1, 60)])  # a rare upper mode
+    sizes = {"full": 40, "fragment_0": 120, "binding": 40}
+    a = make_splits(E, 120, 30, 60, seed=5, part_sizes=sizes)
+    assert set(a) == {"train", "valid", "test", "train_full", "train_binding"}
+    for part, n in sizes.items():
+        idx = train_indices(a, part)
+        assert idx.size == n and np.isin(idx, a["train"]).all()
+        # stratified by energy: the rare mode keeps roughly its share (1/5)
+        assert abs(np.mean(E[idx] > 4) - np.mean(E[a["train"]] > 4)) < 0.1
+    assert not np.array_equal(a["train_full"], a["train_binding"])  # own seed per part
+    b = make_splits(E, 120, 30, 60, seed=5, part_sizes=sizes)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    save_splits(a, tmp_path / "s.npz", n_geometries=300)
+    loaded = load_splits(tmp_path / "s.npz", n_geometries=300)
+    assert set(loaded) == set(a)
+    for key in a:
+        np.testing.assert_array_equal(loaded[key], a[key])
+
+
+def test_part_subsets_are_checked(tmp_path):
+    E = np.arange(100.0)
+    with pytest.raises(ConfigError, match="n_train of 'full' must lie in \\[1, 50\\]"):
+        make_splits(E, 50, 10, 10, seed=0, part_sizes={"full": 60})
+    np.savez(
+        tmp_path / "bad.npz",
+        idxs_train=[0, 1, 2],
+        idxs_valid=[3],
+        idxs_test=[4],
+        idxs_train_full=[0, 3],
+    )
+    with pytest.raises(DatasetError, match="'train_full' is not a subset of the training"):
+        load_splits(tmp_path / "bad.npz")
+
+
+def water_benzene_config(**parts) -> dict:
+    return {
+        "seed": 0,
+        "results": "results",
+        "sampling": {"n_frames": 60},
+        "training": {"n_train": 10, "n_valid": 8, "n_test": 10, "parts": parts},
+        "systems": {"water_benzene": {"preset": "water_benzene"}},
+    }
+
+
+def test_part_settings_merge_and_are_checked():
+    config = water_benzene_config(fragment_0={"n_train": 30, "symmetries": "none"})
+    assert training_settings(config, "water_benzene", "fragment_0")["n_train"] == 30
+    assert training_settings(config, "water_benzene", "fragment_0")["symmetries"] == "none"
+    assert training_settings(config, "water_benzene", "full")["symmetries"] == "auto"
+    assert "parts" not in training_settings(config, "water_benzene", "full")
+    check_config(config)
+    # the largest part sets the training pool, which must fit in the sampled frames
+    too_big = water_benzene_config(binding={"n_train": 50})
+    with pytest.raises(ConfigError, match="= 68 exceeds the 60 sampled frames"):
+        check_config(too_big)
+    with pytest.raises(ConfigError, match=r"training.parts names \['fragment_7'\]"):
+        check_config(water_benzene_config(fragment_7={"n_train": 5}))
+
+
+def test_schema_refuses_bad_part_entries():
+    from snakemake.utils import validate
+
+    schema = "workflow/schemas/config.schema.yaml"
+    base = yaml.safe_load(open("config.yaml"))
+    for parts, message in (
+        ({"fragment_x": {"n_train": 5}}, "fragment_x"),
+        ({"binding": {"n_valid": 5}}, "n_valid"),
+        ({"binding": {"n_train": 0}}, "minimum"),
+        ({"binding": {"solver": "magic"}}, "magic"),
+    ):
+        config = copy.deepcopy(base)
+        config["training"]["parts"] = parts
+        with pytest.raises(Exception, match=message):
+            validate(config, schema)
+    config = copy.deepcopy(base)
+    config["training"]["parts"] = {"fragment_0": {"n_train": 150, "symmetries": "none"}}
+    validate(config, schema)
+
+
+def pair_dataset(n: int) -> Dataset:
+    """Water on benzene (preset order) with smooth synthetic labels."""
+    from deltagdml.data.systems import DEFAULT_SYSTEMS, system_from_config
+
+    system = system_from_config("water_benzene", DEFAULT_SYSTEMS["water_benzene"])
+    rng = np.random.default_rng(0)
+    R = system.atoms.positions + rng.normal(0, 0.03, (n, system.n_atoms, 3))
+    d = np.linalg.norm(R[:, :, None] - R[:, None], axis=-1) + np.eye(system.n_atoms)
+    E = (1.0 / d).sum(axis=(1, 2)) / 2
+    diff = R[:, :, None] - R[:, None]
+    F = -(diff / d[..., None] ** 3).sum(axis=2)
+    return Dataset(R=R, z=system.z, E=E, F=F, name="synthetic", theory="1/r")
+
+
+def test_train_uses_the_parts_own_size_and_symmetries(tmp_path):
+    ds = pair_dataset(60)
+    config = water_benzene_config(
+        full={"n_train": 6, "symmetries": "none", "sigmas": [10]},
+        binding={"n_train": 20, "symmetries": "auto", "sigmas": [10]},
+    )
+    save_dataset(ds, tmp_path / "full.npz")
+    pipeline.split(config, "water_benzene", str(tmp_path / "full.npz"), str(tmp_path / "s.npz"))
+    splits = load_splits(tmp_path / "s.npz", 60)
+    assert splits["train"].size == 20 and splits["train_full"].size == 6
+    for part, n, n_perms in (("full", 6, 1), ("binding", 20, None)):
+        out = {k: str(tmp_path / f"{part}_{k}") for k in ("model.npz", "s.csv", "t.csv")}
+        pipeline.train(
+            config,
+            "water_benzene",
+            part,
+            str(tmp_path / "full.npz"),
+            str(tmp_path / "s.npz"),
+            out["model.npz"],
+            out["s.csv"],
+            out["t.csv"],
+        )
+        model = load_model(out["model.npz"])
+        assert model.X_train_.shape[0] == n
+        if n_perms is not None:
+            assert len(model.perms_) == n_perms
+        else:  # benzene's and water's automorphisms
+            assert len(model.perms_) > 1
+        with np.load(out["model.npz"]) as stored:
+            np.testing.assert_array_equal(stored["idxs_train"], train_indices(splits, part))
