@@ -20,10 +20,19 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "interop" / "sgdml_reference.py"
 SGDML_PYTHON = os.environ.get("SGDML_PYTHON", str(ROOT / ".venv-sgdml" / "bin" / "python"))
 
+
+
+def _sgdml_importable() -> bool:
+    if not Path(SGDML_PYTHON).exists():
+        return False
+    probe = [SGDML_PYTHON, "-c", "import sgdml.predict"]
+    return subprocess.run(probe, capture_output=True, timeout=300).returncode == 0
+
+
 pytestmark = pytest.mark.skipif(
-    not Path(SGDML_PYTHON).exists(),
-    reason=f"sGDML reference environment not found at {SGDML_PYTHON}; "
-    "run tests/interop/setup_sgdml_env.sh or set SGDML_PYTHON",
+    not _sgdml_importable(),
+    reason=f"no sGDML 1.0.3 importable with {SGDML_PYTHON} (no network when "
+    "tests/interop/setup_sgdml_env.sh ran?); run that script or set SGDML_PYTHON",
 )
 
 

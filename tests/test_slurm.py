@@ -1,7 +1,7 @@
 """Cluster execution: a tiny workflow through the SLURM profile on a real SLURM cluster.
 
-The cluster is the throw-away single-node one of ``$LOCAL_SLURM_DIR/start.sh`` (default
-``/work/shared/local-slurm``; needs root and apt-get, about 15 s). It is started here when no
+The cluster is the throw-away single-node one of ``tests/slurm/start_cluster.sh`` (needs
+root, and apt-get if SLURM is not installed; about 15 s). It is started here when no
 cluster answers ``scontrol ping`` and stopped again at the end; a cluster that was already up
 is used and left running. The same config is then run locally (``workflow/profiles/local``)
 and the two result trees are compared.
@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCAL_SLURM = Path(os.environ.get("LOCAL_SLURM_DIR", "/work/shared/local-slurm"))
+HARNESS = ROOT / "tests" / "slurm"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 PROFILES = ROOT / "workflow" / "profiles"
 JOBNAME_PREFIX = "deltagdml_ci"
@@ -69,13 +69,10 @@ def slurm_cluster():
     reason = why_no_cluster()
     if reason is not None:
         pytest.skip(f"no SLURM cluster on this machine and none can be started: {reason}")
-    start = LOCAL_SLURM / "start.sh"
-    if not start.is_file():
-        pytest.fail(f"{start} not found; set LOCAL_SLURM_DIR to the local-slurm scripts")
-    stop = ["bash", str(LOCAL_SLURM / "stop.sh")]
+    start = HARNESS / "start_cluster.sh"
+    stop = ["bash", str(HARNESS / "stop_cluster.sh")]
     try:
-        # start.sh sizes the node with `nproc`, which obeys OMP_NUM_THREADS (set to 1 by
-        # conftest.py): a 1-CPU node would leave 2-thread training jobs pending forever
+        # `nproc` obeys OMP_NUM_THREADS (set to 1 by conftest.py); keep the node's true size
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
         started = run(["bash", str(start)], timeout=600, env=env)
     except subprocess.TimeoutExpired:
@@ -83,9 +80,9 @@ def slurm_cluster():
         pytest.fail(f"{start} did not finish within 10 minutes")
     if started.returncode != 0:
         output = f"{started.stdout[-3000:]}\n{started.stderr[-3000:]}"
-        if "already started" in output:  # someone else's (stale?) cluster: not ours to stop
+        if "run stop_cluster.sh first" in output:  # a stale cluster: not ours to stop
             pytest.fail(f"{start}: {output}\nif no cluster is running, run {stop[1]} first")
-        run(stop, timeout=300)  # whatever start.sh started before it failed
+        run(stop, timeout=300)  # whatever start_cluster.sh started before it failed
         pytest.fail(f"{start} failed ({started.returncode}):\n{output}")
     try:
         yield "started by this test"
