@@ -1,13 +1,24 @@
 # Δ-sGDML reference pipeline: full vs fragment-decomposed (Δ) sGDML force fields.
 # Run:  snakemake --cores 2            (default config.yaml)
 #       snakemake --cores 2 --configfile workflow/configs/paper.yaml
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
+# The package of this checkout, for this process and for every job (also inside a
+# `--sdm conda` environment, which holds only the dependencies, see envs/deltagdml.yaml).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from deltagdml.config import export_source_path
 
-# --configfile replaces the default config instead of being merged into it.
-if not config:
+export_source_path(Path(workflow.basedir) / "src")
+
+
+# --configfile replaces the default config instead of being merged into it;
+# --config key=value alone overrides keys of config.yaml.
+if not workflow.overwrite_configfiles:
 
     configfile: "config.yaml"
 
@@ -21,6 +32,17 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/dynamics.smk"
+
+
+# cheap steps: never a cluster job of their own
+localrules:
+    all,
+    select_frames,
+    delta_model,
+    model_card,
+    summarise,
+    analysis_learning_curves,
+    md_summary,
 
 
 rule all:

@@ -10,7 +10,11 @@ from ase import Atoms  # noqa: E402
 from ase.build import molecule  # noqa: E402
 from ase.calculators.emt import EMT  # noqa: E402
 
-from deltagdml.data.calculators import make_calculator, set_single_thread  # noqa: E402
+from deltagdml.data.calculators import (  # noqa: E402
+    check_calculator_spec,
+    make_calculator,
+    set_single_thread,
+)
 from deltagdml.data.labelling import (  # noqa: E402
     LabellingError,
     chunk_indices,
@@ -76,13 +80,21 @@ def test_calculator_spec_errors():
         make_calculator({"name": "tblite", "acuracy": 0.1}, 0, 1)
     with pytest.raises(ConfigError, match="cannot import 'ase.calculators.emt:Nope'"):
         make_calculator({"name": "ase", "class": "ase.calculators.emt:Nope"}, 0, 1)
-    with pytest.raises(ConfigError, match="collections:Counter is not an ASE calculator"):
+    with pytest.raises(ConfigError, match="'collections:Counter' is not an ASE calculator class"):
         make_calculator({"name": "ase", "class": "collections:Counter"}, 0, 1)
     with pytest.raises(ConfigError, match="'kwargs' must be a mapping"):
         make_calculator({"name": "ase", "class": "ase.calculators.emt:EMT", "kwargs": 1}, 0, 1)
     spec = {"name": "ase", "class": "ase.calculators.singlepoint:SinglePointCalculator"}
-    with pytest.raises(ConfigError, match="cannot create"):
+    with pytest.raises(ConfigError, match="kwargs \\[\\] do not fit .*missing a required argument"):
         make_calculator(spec, 0, 1)
+    with pytest.raises(ConfigError, match="accuracy must be a positive number, got 'high'"):
+        check_calculator_spec({"name": "tblite", "accuracy": "high"}, "reference")
+    with pytest.raises(ConfigError, match="reference: method 'GFN3-xTB' is not one of"):
+        check_calculator_spec({"name": "tblite", "method": "GFN3-xTB"}, "reference")
+    lj = {"name": "ase", "class": "ase.calculators.lj:LennardJones"}
+    check_calculator_spec({**lj, "kwargs": {"sigma": 1.0}}, "reference")
+    with pytest.raises(ConfigError, match="pass_charge' must be true or false"):
+        check_calculator_spec({**lj, "pass_charge": "yes"}, "reference")
 
 
 def test_generic_ase_calculator_gets_charge_only_on_request():

@@ -196,7 +196,7 @@ def test_sampling_settings_resolve_replicas_and_sampler(tmp_path):
         ({"name": "ase", "class": "no_such_package_xyz.calc:Calc"}, "cannot import"),
         ({"name": "ase", "class": "ase.calculators.emt:NoSuchClass"}, "cannot import"),
         ({"name": "ase", "class": "ase.calculators.emt:EMT", "kwargs": [1]}, "'kwargs' must"),
-        ({"name": "ase", "class": "ase.units:fs"}, "is not a class"),
+        ({"name": "ase", "class": "ase.units:fs"}, "is not an ASE calculator class"),
         ({"name": "psi4"}, "unknown calculator name 'psi4'"),
         ({"name": "gfnff", "method": "x"}, "unknown gfnff key"),
         ({"name": "tblite", "methd": "GFN2-xTB"}, "unknown tblite key"),

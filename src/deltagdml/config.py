@@ -8,12 +8,13 @@ in the data, and which models a system needs.
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
 from .data.calculators import check_calculator_spec
 from .data.systems import DEFAULT_SYSTEMS, System, system_from_config
-from .errors import ConfigError
+from .errors import ConfigError, DatasetError
 from .solvers import training_mem_mb
 
 SAMPLING_DEFAULTS: dict[str, Any] = {
@@ -174,6 +175,29 @@ def training_memory_mb(
     )
 
 
+def user_files(
+    config: dict, name: str, kinds: tuple[str, ...], parts: tuple[str, ...] = ()
+) -> list[str]:
+    """Files of the user's that system ``name`` reads, as paths relative to the working
+    directory: ``structure`` files, its ``data`` (dataset and fragment labels), and the
+    ``symmetries`` permutation files of the models ``parts``. Workflow rules take them as
+    inputs, so that editing one reruns what depends on it."""
+    entry = system_entry(config, name)
+    files: list[str] = []
+    if "structure" in kinds:
+        spec = entry.get("structure")
+        while isinstance(spec, dict):
+            spec = spec.get("base")
+        if isinstance(spec, str) and Path(spec).suffix:  # S22 names have no suffix
+            files.append(spec)
+    if "data" in kinds and "dataset" in entry:
+        files += [entry["dataset"], *(entry.get("fragment_labels") or [])]
+    if "symmetries" in kinds:
+        settings = {training_settings(config, name, part)["symmetries"] for part in parts}
+        files += sorted(value for value in settings if value not in ("auto", "none"))
+    return files
+
+
 def step_config(config: dict, name: str, sections: tuple[str, ...]) -> dict:
     """The part of the config one workflow step of system ``name`` depends on.
 
@@ -187,8 +211,111 @@ def step_config(config: dict, name: str, sections: tuple[str, ...]) -> dict:
     return out
 
 
-def check_config(config: dict, base_dir: str | Path = ".") -> dict[str, System]:
-    """Validate every system up front; return them by name."""
+#: Folders of the source tree that results must never be written into.
+SOURCE_FOLDERS = (
+    ".ci",
+    ".git",
+    ".snakemake",
+    "benchmarks",
+    "docs",
+    "envs",
+    "src",
+    "tests",
+    "workflow",
+)
+
+
+def export_source_path(src: str | Path) -> None:
+    """Put ``src`` first on the ``PYTHONPATH`` that workflow jobs inherit, so that they
+    import the same package as the workflow, also from a conda env without it."""
+    paths = [str(src), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+
+
+def check_results_path(results: object, workdir: str | Path, source_dir: str | Path) -> Path:
+    """The resolved ``results`` folder, refused where it would mix with or clobber files.
+
+    Refused: an empty value, the filesystem root, the working directory itself, the source
+    tree's root or any folder above it, and any folder inside the source tree's code,
+    workflow, tests or git folders (:data:`SOURCE_FOLDERS`).
+    """
+    if not isinstance(results, str) or not results.strip() or "\0" in results:
+        raise ConfigError(f"results: must name a folder, got {results!r}")
+    path = (Path(workdir) / results).resolve()
+    source = Path(source_dir).resolve()
+    if path == Path(path.anchor):
+        problem = "is the filesystem root"
+    elif path == Path(workdir).resolve():
+        problem = "is the working directory itself; use a subfolder such as 'results'"
+    elif path == source or path in source.parents:
+        problem = f"would write next to the workflow's own files in {source}"
+    elif any(path.is_relative_to(source / folder) for folder in SOURCE_FOLDERS):
+        problem = f"lies inside the source tree ({path.relative_to(source)})"
+    else:
+        return path
+    raise ConfigError(f"results: '{results}' {problem}")
+
+
+def _check_training(config: dict, name: str, system: System, base_dir: str | Path) -> None:
+    """Part names and every part's symmetry setting."""
+    overrides = training_settings(config, name)["parts"]
+    parts = model_parts(system)
+    unknown = sorted(set(overrides) - set(parts))
+    if unknown:
+        raise ConfigError(
+            f"system '{name}': training.parts names {unknown}, but its models are {parts}"
+        )
+    for part in parts:
+        setting = training_settings(config, name, part)["symmetries"]
+        if setting in ("auto", "none"):
+            continue
+        path = Path(base_dir) / setting
+        if not setting.endswith(".npy") or not path.is_file():
+            raise ConfigError(
+                f"system '{name}', model '{part}': training.symmetries must be 'auto', "
+                f"'none' or an existing .npy file of permutations, got {setting!r}"
+            )
+
+
+def _check_user_data(config: dict, name: str, system: System, base_dir: str | Path) -> None:
+    """A user dataset (and fragment label files): readable, labelled, large enough."""
+    from .data.ingest import check_elements, read_labelled_geometries
+
+    entry = system_entry(config, name)
+    files = entry.get("fragment_labels") or []
+    if files and len(files) != system.n_fragments:
+        raise ConfigError(
+            f"system '{name}'.fragment_labels: {len(files)} files for {system.n_fragments} "
+            "fragments"
+        )
+    try:
+        R, z, _, _ = read_labelled_geometries(Path(base_dir) / entry["dataset"])
+        check_elements(z, system.z, entry["dataset"], f"system '{name}'")
+        for k, path in enumerate(files):
+            R_k, z_k, _, _ = read_labelled_geometries(Path(base_dir) / path)
+            check_elements(z_k, system.z[system.fragments[k]], path, f"fragment {k}")
+            if len(R_k) != len(R):
+                raise DatasetError(f"{path}: {len(R_k)} geometries, but the dataset has {len(R)}")
+    except DatasetError as exc:
+        raise ConfigError(f"system '{name}'.dataset: {exc}") from exc
+    t = training_settings(config, name)
+    needed = train_pool_size(t) + t["n_valid"] + t["n_test"]
+    if needed > len(R):
+        raise ConfigError(
+            f"system '{name}': n_train + n_valid + n_test = {needed} exceeds the {len(R)} "
+            f"geometries of {entry['dataset']}"
+        )
+
+
+def check_config(
+    config: dict, base_dir: str | Path = ".", source_dir: str | Path | None = None
+) -> dict[str, System]:
+    """Validate every system up front; return them by name.
+
+    With ``source_dir`` (the workflow's folder), the ``results`` path is checked too.
+    """
+    if source_dir is not None:
+        check_results_path(config.get("results"), base_dir, source_dir)
     check_calculator_spec(config.get("reference"), "reference")
     systems = {}
     for name in config.get("systems") or {}:
@@ -206,11 +333,15 @@ def check_config(config: dict, base_dir: str | Path = ".") -> dict[str, System]:
             if "calculator" in (entry.get("sampling") or {}):
                 where = f"systems.{name}.{where}"
             check_calculator_spec(sampling_settings(config, name)["calculator"], where)
-        overrides = training_settings(config, name)["parts"]
-        unknown = sorted(set(overrides) - set(model_parts(systems[name])))
-        if unknown:
-            raise ConfigError(
-                f"system '{name}': training.parts names {unknown}, but its models are "
-                f"{model_parts(systems[name])}"
-            )
+        _check_training(config, name, systems[name], base_dir)
+        if "dataset" in entry:
+            _check_user_data(config, name, systems[name], base_dir)
+        else:
+            n_chunks = (config.get("labelling") or {}).get("n_chunks", 1)
+            n_frames = sampling_settings(config, name)["n_frames"]
+            if n_chunks > n_frames:
+                raise ConfigError(
+                    f"labelling.n_chunks = {n_chunks} exceeds the {n_frames} frames of "
+                    f"system '{name}' (sampling.n_frames)"
+                )
     return systems

@@ -2,10 +2,8 @@
 # decomposition (Fig. 1) and learning curves of the full and Δ models.
 # Settings: the optional `analysis:` section, defaults in deltagdml.analysis.DEFAULTS.
 # Input functions are lambdas: the linter wants functions in common.smk only.
-from deltagdml.analysis import check_analysis, learning_curve_sizes
+from deltagdml.analysis import learning_curve_sizes
 from deltagdml.config import training_settings
-
-check_analysis(config, SYSTEMS)
 
 # Every output of the analyses, for `rule all`.
 analysis_targets = lambda: [
@@ -149,6 +147,7 @@ rule analysis_learning_curve:
             )
         ),
         splits=f"{RESULTS}/{{system}}/splits.npz",
+        symmetries=symmetry_files,
     output:
         csv=f"{RESULTS}/{{system}}/analysis/learning_curve.csv",
     log:

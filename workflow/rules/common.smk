@@ -1,4 +1,6 @@
 # Shared definitions: systems, wildcard constraints, input functions.
+import sys
+
 from deltagdml.config import (
     check_config,
     model_parts,
@@ -7,10 +9,18 @@ from deltagdml.config import (
     system_entry,
     training_memory_mb,
     training_settings,
+    user_files,
 )
-from deltagdml.dynamics import dynamics_settings, temperature_label
+from deltagdml.analysis import check_analysis
+from deltagdml.dynamics import check_dynamics, dynamics_settings, temperature_label
+from deltagdml.errors import DeltaGDMLError
 
-SYSTEMS = check_config(config)
+try:  # every check that needs no job runs here, so `snakemake -n` refuses a bad config
+    SYSTEMS = check_config(config, source_dir=workflow.basedir)
+    check_analysis(config, SYSTEMS)
+    check_dynamics(config, SYSTEMS)
+except DeltaGDMLError as error:  # one line, no traceback
+    sys.exit(f"Config error: {error}")
 RESULTS = config["results"]
 ENV = "../../envs/deltagdml.yaml"
 
@@ -36,6 +46,23 @@ def train_mem_mb(wildcards, threads, attempt):
     return attempt * training_memory_mb(
         SYSTEMS[wildcards.system], part, settings, threads
     )
+
+
+def structure_files(wildcards):
+    """The system's structure file, if it is one of the user's (not an S22 name)."""
+    return user_files(config, wildcards.system, ("structure",))
+
+
+def user_data_files(wildcards):
+    """The structure, the user's dataset and its fragment label files."""
+    return user_files(config, wildcards.system, ("structure", "data"))
+
+
+def symmetry_files(wildcards):
+    """Permutation (.npy) files the model(s) of this job are trained with."""
+    parts = getattr(wildcards, "part", None)
+    parts = (parts,) if parts else tuple(model_parts(SYSTEMS[wildcards.system]))
+    return user_files(config, wildcards.system, ("symmetries",), parts)
 
 
 def labels_input(wildcards):

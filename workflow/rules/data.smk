@@ -2,6 +2,8 @@
 
 
 rule sample_replica:
+    input:
+        structure_files,
     output:
         trajectory=f"{RESULTS}/{{system}}/data/replicas/replica_{{replica}}.npz",
         frames=f"{RESULTS}/{{system}}/data/replicas/replica_{{replica}}.extxyz",
@@ -50,7 +52,7 @@ rule label_chunk:
     input:
         f"{RESULTS}/{{system}}/data/trajectory.npz",
     output:
-        f"{RESULTS}/{{system}}/data/labels/chunk_{{chunk}}.npz",
+        temp(f"{RESULTS}/{{system}}/data/labels/chunk_{{chunk}}.npz"),
     log:
         f"{RESULTS}/logs/{{system}}/label_chunk_{{chunk}}.log",
     benchmark:
@@ -84,6 +86,8 @@ rule merge_labels:
 
 
 rule ingest_dataset:
+    input:
+        user_data_files,
     output:
         f"{RESULTS}/{{system}}/data/ingested_labels.npz",
     log:

@@ -5,6 +5,7 @@ rule train_model:
     input:
         dataset=f"{RESULTS}/{{system}}/datasets/{{part}}.npz",
         splits=f"{RESULTS}/{{system}}/splits.npz",
+        symmetries=symmetry_files,
     output:
         model=f"{RESULTS}/{{system}}/models/{{part}}.npz",
         scores=f"{RESULTS}/{{system}}/models/{{part}}_sigma_scores.csv",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..config import training_settings
+from ..config import sampling_settings, system_entry, training_settings
 from ..data.systems import System
 from ..errors import ConfigError
 
@@ -78,6 +78,14 @@ def check_analysis(config: dict, systems: dict[str, System]) -> None:
         raise ConfigError(
             f"analysis.descriptor_frames must be two different frame indices >= 0, got {frames!r}"
         )
+    for name in systems if frames is not None else ():
+        if "dataset" not in system_entry(config, name):
+            n_frames = sampling_settings(config, name)["n_frames"]
+            if max(frames) >= n_frames:
+                raise ConfigError(
+                    f"analysis.descriptor_frames {frames!r}: system '{name}' has only "
+                    f"{n_frames} frames (sampling.n_frames)"
+                )
     amplification = settings["force_amplification"]
     if amplification is not None and not amplification > 0:
         raise ConfigError(f"analysis.force_amplification must be > 0, got {amplification!r}")

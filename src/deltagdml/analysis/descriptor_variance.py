@@ -44,12 +44,6 @@ from . import analysis_settings
 
 ENTRY_KEYS = ("first", "second", "inter")
 UNITS = {"inverse_distance": "1/Ang", "coulomb": "E_h"}
-RATIO_DEFINITION = (
-    "ratio_std_dD = mean over inter-fragment entries (a,b) of std_pairs(dD_ab) / mean over "
-    "intra-fragment entries (a,b), a != b, of std_pairs(dD_ab); dD = D(X_i) - D(X_j) over "
-    "n_pairs random frame pairs i != j, std with ddof = 0; ratio_std_dD2 likewise for dD_ab^2; "
-    "inf: every intra entry constant; nan: no intra-fragment pair"
-)
 
 
 def inverse_distance_matrix(R: np.ndarray) -> np.ndarray:
@@ -351,10 +345,8 @@ def run(
     table = summary_rows(results, fragments, entries, z, frames, len(pairs))
     table.insert(0, "n_frames", M)
     table.insert(0, "system", system_name)
-    with atomic_path(csv_path) as tmp, open(tmp, "w") as fh:
-        fh.write(f"# {RATIO_DEFINITION}\n")
-        fh.write("# z2_* = squared Frobenius distance ||D(X_t1) - D(X_t2)||^2 and its blocks\n")
-        table.to_csv(fh, index=False, float_format="%.6g")
+    with atomic_path(csv_path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
     plot_descriptor_variance(
         system_name, results, table, entries, z, fragments, time_ps, frames, png, pdf
     )

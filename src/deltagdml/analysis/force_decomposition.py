@@ -134,7 +134,7 @@ def atom_table(dec: ForceDecomposition, z: np.ndarray, fragments: list[np.ndarra
     table = pd.DataFrame(
         {
             "frame": dec.frame,
-            "binding_energy": dec.binding_energy,
+            "binding_energy_kcal_mol": dec.binding_energy,
             "amplification": dec.amplification,
             "atom": np.arange(len(z)),
             "element": [chemical_symbols[i] for i in z],
@@ -142,10 +142,11 @@ def atom_table(dec: ForceDecomposition, z: np.ndarray, fragments: list[np.ndarra
         }
     )
     for name, vec in (("R", dec.R), ("F", dec.F), ("F0", dec.F0), ("Fb", dec.Fb)):
+        unit = "A" if name == "R" else "kcal_mol_A"
         for c, axis in enumerate("xyz"):
-            table[f"{name}_{axis}"] = vec[:, c]
+            table[f"{name}_{axis}_{unit}"] = vec[:, c]
         if name != "R":
-            table[f"{name}_norm"] = np.linalg.norm(vec, axis=1)
+            table[f"{name}_norm_{unit}"] = np.linalg.norm(vec, axis=1)
     return table
 
 
@@ -167,11 +168,7 @@ def run(
     dec = decompose(full.R, full.F, nonint.F, binding.F, binding.E, amplification)
     table = atom_table(dec, system.z, system.fragments)
     table.insert(0, "system", system_name)
-    with atomic_path(csv_path) as tmp, open(tmp, "w") as fh:
-        fh.write(
-            "# positions R in Ang, forces F = F0 + Fb in kcal/mol/Ang (Cartesian axes of the "
-            "datasets), binding_energy in kcal/mol; the figure draws Fb x amplification\n"
-        )
-        table.to_csv(fh, index=False, float_format="%.6g")
+    with atomic_path(csv_path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
     plot_force_decomposition(system_name, dec, system.z, system.fragments, png, pdf)
     return dec

@@ -17,6 +17,7 @@ OpenMP reads its thread count when the library is loaded.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 
 from ase.calculators.calculator import BaseCalculator
@@ -32,6 +33,7 @@ TBLITE_DEFAULTS: dict[str, object] = {
     "max_iterations": 250,
 }
 CALCULATOR_NAMES = ("tblite", "gfnff", "ase")
+TBLITE_METHODS = ("GFN2-xTB", "GFN1-xTB", "IPEA1-xTB")
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -105,13 +107,15 @@ def check_calculator_spec(spec: dict | None, where: str) -> None:
     module = {"tblite": "tblite.ase", "gfnff": "gfnff.ase_calculator"}.get(name)
     try:
         if name == "ase":
-            _import_class(spec, where)
+            _import_class(spec, "calculator spec")
             return
         if module is None:
             raise ConfigError(f"unknown calculator name {name!r}; use one of {CALCULATOR_NAMES}")
         unknown = set(spec) - {"name"} - (set(TBLITE_DEFAULTS) if name == "tblite" else set())
         if unknown:
             raise ConfigError(f"unknown {name} key(s) {sorted(unknown)}")
+        if name == "tblite":
+            _check_tblite_values(spec)
         importlib.import_module(module)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {str(exc).removeprefix('calculator spec: ')}") from exc
@@ -119,6 +123,19 @@ def check_calculator_spec(spec: dict | None, where: str) -> None:
         raise ConfigError(
             f"{where}: calculator {name!r} needs a package that is not installed: {exc}"
         ) from exc
+
+
+def _check_tblite_values(spec: dict) -> None:
+    method = spec.get("method", TBLITE_DEFAULTS["method"])
+    if method not in TBLITE_METHODS:
+        raise ConfigError(f"method {method!r} is not one of tblite's {TBLITE_METHODS}")
+    for key in ("accuracy", "electronic_temperature", "max_iterations"):
+        value = spec.get(key, TBLITE_DEFAULTS[key])
+        integral = key == "max_iterations"
+        types = (int,) if integral else (int, float)
+        if isinstance(value, bool) or not isinstance(value, types) or not value > 0:
+            kind = "a positive integer" if integral else "a positive number"
+            raise ConfigError(f"{key} must be {kind}, got {value!r}")
 
 
 def _import_class(spec: dict, where: str) -> type:
@@ -136,8 +153,21 @@ def _import_class(spec: dict, where: str) -> type:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigError(f"{where}: cannot import {spec['class']!r}: {exc}") from exc
-    if not isinstance(cls, type):
-        raise ConfigError(f"{where}: {spec['class']!r} is not a class")
+    if not isinstance(cls, type) or not issubclass(cls, BaseCalculator):
+        raise ConfigError(f"{where}: {spec['class']!r} is not an ASE calculator class")
+    if not isinstance(spec.get("pass_charge", False), bool):
+        raise ConfigError(f"{where}: 'pass_charge' must be true or false")
+    kwargs = dict(spec.get("kwargs") or {})
+    if spec.get("pass_charge", False):
+        kwargs.update(charge=0, multiplicity=1)
+    try:  # the keyword names, checked against the signature without running any code
+        inspect.signature(cls).bind(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(
+            f"{where}: kwargs {sorted(kwargs)} do not fit {spec['class']}: {exc}"
+        ) from exc
+    except ValueError:  # no introspectable signature (e.g. a C extension): created later
+        pass
     return cls
 
 
@@ -150,6 +180,4 @@ def _generic_calculator(spec: dict, charge: int, multiplicity: int) -> BaseCalcu
         calc = cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"calculator spec: cannot create {spec['class']}: {exc}") from exc
-    if not isinstance(calc, BaseCalculator):
-        raise ConfigError(f"calculator spec: {spec['class']} is not an ASE calculator")
     return calc

@@ -55,7 +55,8 @@ def read_labelled_geometries(
     return R, z, E * KCAL_MOL_PER_EV, F * KCAL_MOL_PER_EV
 
 
-def _check_elements(z: np.ndarray, expected: np.ndarray, path: str, what: str) -> None:
+def check_elements(z: np.ndarray, expected: np.ndarray, path: str, what: str) -> None:
+    """Refuse atoms whose number or element order differs from ``expected``."""
     if len(z) != len(expected):
         raise DatasetError(f"{path}: {len(z)} atoms, but {what} has {len(expected)}")
     bad = np.flatnonzero(z != expected)
@@ -82,7 +83,7 @@ def ingest_dataset(
     """
     path = str(path)
     R, z, E, F = read_labelled_geometries(path)
-    _check_elements(z, system.z, path, f"system '{system.name}'")
+    check_elements(z, system.z, path, f"system '{system.name}'")
     labels = {**geometry_labels(system, R), "E": E, "F": F}
     if fragment_files is not None:
         if len(fragment_files) != system.n_fragments:
@@ -93,7 +94,7 @@ def ingest_dataset(
         for k, (fpath, idx) in enumerate(zip(fragment_files, system.fragments, strict=True)):
             fpath = str(fpath)
             R_k, z_k, E_k, F_k = read_labelled_geometries(fpath)
-            _check_elements(z_k, system.z[idx], fpath, f"fragment {k} of '{system.name}'")
+            check_elements(z_k, system.z[idx], fpath, f"fragment {k} of '{system.name}'")
             if len(R_k) != len(R):
                 raise DatasetError(f"{fpath}: {len(R_k)} geometries, but {path} has {len(R)}")
             dev = np.abs(R_k - R[:, idx]).max(axis=(1, 2))

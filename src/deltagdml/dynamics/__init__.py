@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import _merge, system_entry
+from ..data.systems import System
 from ..errors import ConfigError
 
 MODELS = ("full", "delta")
@@ -67,6 +68,19 @@ def dynamics_settings(config: dict, name: str) -> dict[str, Any]:
     if kind not in CV2_KINDS:
         raise ConfigError(f"{where}.analysis.cv2.kind must be one of {CV2_KINDS}, got {kind!r}")
     return s
+
+
+def check_dynamics(config: dict, systems: dict[str, System]) -> None:
+    """Resolve every system's dynamics settings and its collective variables (atom and
+    fragment indices) on the system's structure, before any job starts."""
+    from .collective import cv_pair
+
+    for name, system in systems.items():
+        s = dynamics_settings(config, name)
+        try:
+            cv_pair(s["analysis"], system, system.atoms.positions)
+        except ConfigError as exc:
+            raise ConfigError(f"system '{name}': {exc}") from exc
 
 
 def n_steps(settings: dict[str, Any]) -> int:
