@@ -21,7 +21,6 @@ SCRIPT = ROOT / "tests" / "interop" / "sgdml_reference.py"
 SGDML_PYTHON = os.environ.get("SGDML_PYTHON", str(ROOT / ".venv-sgdml" / "bin" / "python"))
 
 
-
 def _sgdml_importable() -> bool:
     if not Path(SGDML_PYTHON).exists():
         return False
