@@ -19,7 +19,7 @@ from . import __version__
 from .atomic_io import save_npz_atomic
 from .errors import DatasetError
 from .npz_io import as_str, read_npz
-from .units import ENERGY_UNITS_IN_KCAL_MOL, LENGTH_UNITS_IN_ANG
+from .units import ENERGY_UNITS_IN_KCAL_MOL, LENGTH_UNITS_IN_ANG, energy_scale, length_scale
 
 R_UNIT = "Ang"
 E_UNIT = "kcal/mol"
@@ -117,6 +117,26 @@ def dataset_md5(R: np.ndarray, z: np.ndarray, F: np.ndarray, E: np.ndarray | Non
     return h.hexdigest()
 
 
+#: Shortest interatomic distance (Å) a geometry may have (H2: 0.74 Å). Below it, positions
+#: are not in the stated unit (Å read as bohr: C–H 0.58 Å) or two atoms coincide.
+MIN_DISTANCE = 0.6
+
+
+def check_distances(R: np.ndarray, source: str) -> None:
+    """Refuse geometries ``R`` (M, N, 3) in Å whose closest atom pair is implausibly close."""
+    i, j = np.triu_indices(R.shape[1], k=1)
+    for start in range(0, len(R), 256):
+        block = R[start : start + 256]
+        d = np.linalg.norm(block[:, i] - block[:, j], axis=-1).min(axis=1)
+        bad = np.flatnonzero(~(d >= MIN_DISTANCE))
+        if bad.size:
+            m = start + int(bad[0])
+            raise DatasetError(
+                f"{source}: geometry {m} has two atoms {d[bad[0]]:.3f} Å apart (minimum "
+                f"{MIN_DISTANCE} Å); are the positions in another length unit?"
+            )
+
+
 def load_dataset(path: str | os.PathLike) -> Dataset:
     """Read and validate an sGDML dataset ``.npz``; convert to Å and kcal/mol."""
     path = str(path)
@@ -132,24 +152,27 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
         raise DatasetError(f"{path}: 'z' must hold integer atomic numbers")
     r_unit = as_str(data["r_unit"]) if "r_unit" in data else R_UNIT
     e_unit = as_str(data["e_unit"]) if "e_unit" in data else E_UNIT
-    if r_unit not in LENGTH_UNITS_IN_ANG:
+    try:
+        R_scale = length_scale(r_unit)
+    except KeyError:
+        known = sorted(LENGTH_UNITS_IN_ANG)
         raise DatasetError(
-            f"{path}: unknown length unit r_unit={r_unit!r}; known: {sorted(LENGTH_UNITS_IN_ANG)}"
-        )
-    if e_unit not in ENERGY_UNITS_IN_KCAL_MOL:
+            f"{path}: unknown length unit r_unit={r_unit!r}; known: {known}"
+        ) from None
+    try:
+        E_scale = energy_scale(e_unit)
+    except KeyError:
+        known = sorted(ENERGY_UNITS_IN_KCAL_MOL)
         raise DatasetError(
-            f"{path}: unknown energy unit e_unit={e_unit!r}; "
-            f"known: {sorted(ENERGY_UNITS_IN_KCAL_MOL)}"
-        )
+            f"{path}: unknown energy unit e_unit={e_unit!r}; known: {known}"
+        ) from None
     if E is not None:
         if E.ndim == 2 and E.shape[1] == 1:
             E = E[:, 0]
         if E.ndim != 1:
             raise DatasetError(f"{path}: 'E' must have shape (M,) or (M, 1), got {E.shape}")
-    R_scale = LENGTH_UNITS_IN_ANG[r_unit]
-    E_scale = ENERGY_UNITS_IN_KCAL_MOL[e_unit]
     try:
-        return Dataset(
+        ds = Dataset(
             R=R * R_scale,
             z=z.astype(int),
             F=F * (E_scale / R_scale),
@@ -159,6 +182,9 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
         )
     except DatasetError as exc:
         raise DatasetError(f"{path}: {exc}") from None
+    if ds.n_atoms > 1:
+        check_distances(ds.R, f"{path} (r_unit={r_unit!r})")
+    return ds
 
 
 def save_dataset(ds: Dataset, path: str | os.PathLike) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
-from ..dataset import load_dataset
+from ..dataset import check_distances, load_dataset
 from ..errors import DatasetError
 from ..units import KCAL_MOL_PER_EV
 from .labelling import Progress, geometry_labels, label_fragments, validate_labels
@@ -52,6 +52,10 @@ def read_labelled_geometries(
         except Exception as exc:  # no calculator / property missing
             raise DatasetError(f"{path}: frame {i} lacks energy or forces ({exc})") from exc
     R = np.stack([atoms.positions for atoms in frames])
+    if not (np.isfinite(R).all() and np.isfinite(E).all() and np.isfinite(F).all()):
+        raise DatasetError(f"{path}: positions, energies or forces contain NaN or inf")
+    if len(z) > 1:
+        check_distances(R, path)
     return R, z, E * KCAL_MOL_PER_EV, F * KCAL_MOL_PER_EV
 
 

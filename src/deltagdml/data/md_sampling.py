@@ -23,7 +23,7 @@ from ase.md.velocitydistribution import Stationary, ZeroRotation
 from ..atomic_io import save_npz_atomic
 from ..errors import ConfigError, DatasetError
 from ..npz_io import read_npz
-from ..units import KCAL_MOL_PER_EV, LENGTH_UNITS_IN_ANG
+from ..units import KCAL_MOL_PER_EV, length_scale
 from .calculators import make_calculator
 from .systems import System
 
@@ -223,8 +223,10 @@ def load_trajectory(path: str | os.PathLike) -> dict[str, np.ndarray]:
         optional=(*TRAJECTORY_EXTRAS, *TRAJECTORY_TEXTS),
     )
     r_unit = str(data["r_unit"])
-    if r_unit not in LENGTH_UNITS_IN_ANG:
-        raise DatasetError(f"{path}: unknown length unit r_unit={r_unit!r}")
+    try:
+        scale = length_scale(r_unit)
+    except KeyError:
+        raise DatasetError(f"{path}: unknown length unit r_unit={r_unit!r}") from None
     traj = {key: value for key, value in data.items() if key != "r_unit"}
     R, z = traj["R"], traj["z"]
     m = R.shape[0] if R.ndim == 3 else -1
@@ -241,7 +243,6 @@ def load_trajectory(path: str | os.PathLike) -> dict[str, np.ndarray]:
         )
     if not np.all(np.isfinite(R)):
         raise DatasetError(f"{path}: 'R' contains NaN or inf")
-    scale = LENGTH_UNITS_IN_ANG[r_unit]
     for key in ("R", "com_distance", "cv"):
         if key in traj:
             traj[key] = traj[key] * scale
