@@ -4,6 +4,7 @@
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -11,7 +12,7 @@ min_version("9.0")
 # The package of this checkout, for this process and for every job (also inside a
 # `--sdm conda` environment, which holds only the dependencies, see envs/deltagdml.yaml).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from deltagdml.config import export_source_path
+from deltagdml.config import export_source_path, schema_error_line
 
 export_source_path(Path(workflow.basedir) / "src")
 
@@ -23,7 +24,10 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+try:
+    validate(config, "workflow/schemas/config.schema.yaml")
+except WorkflowError as error:  # one line naming the key, no traceback
+    sys.exit(f"Config error: {schema_error_line(error)}")
 
 
 include: "workflow/rules/common.smk"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,21 @@ def export_source_path(src: str | Path) -> None:
     import the same package as the workflow, also from a conda env without it."""
     paths = [str(src), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+
+
+def schema_error_line(error: Exception) -> str:
+    """One line for a config that breaks the JSON schema: the key path and the problem.
+
+    ``error`` is Snakemake's validation error, whose text holds jsonschema's report.
+    """
+    text = str(error)
+    message = re.search(r"ValidationError: (.*?)(?:\n\s*\n|\nFailed validating|$)", text, re.S)
+    instance = re.search(r"On instance((?:\[[^\]]*\])*)", text)
+    if message is None:
+        return " ".join(text.split())
+    keys = re.findall(r"\[['\"]?([^'\"\]]*)['\"]?\]", instance.group(1)) if instance else []
+    where = ".".join(keys) or "(top level)"
+    return f"config key '{where}': {' '.join(message.group(1).split())}"
 
 
 def check_results_path(results: object, workdir: str | Path, source_dir: str | Path) -> Path:
