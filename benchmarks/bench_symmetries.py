@@ -16,7 +16,7 @@ import time
 
 from deltagdml.data.splits import make_splits
 from deltagdml.dataset import load_dataset
-from deltagdml.metrics import error_summary
+from deltagdml.metrics import E_MAE, F_MAE, F_RMSE, error_summary
 from deltagdml.selection import select_sigma
 
 
@@ -50,7 +50,7 @@ def main() -> None:
         rate = n / (time.perf_counter() - t0)
         print(
             f"{perms:5s} {len(model.perms_):4d} {model.sigma:6g} {train_s:8.1f} "
-            f"{err['f_mae']:8.4f} {err['f_rmse']:8.4f} {err['e_mae']:8.4f} {rate:10.1f}"
+            f"{err[F_MAE]:8.4f} {err[F_RMSE]:8.4f} {err[E_MAE]:8.4f} {rate:10.1f}"
         )
     print("errors: kcal/mol/Å (forces), kcal/mol (energies)")
 

@@ -277,12 +277,13 @@ def test_learning_curve_errors_decrease_with_training_size():
     assert list(table["n_train"]) == [10, 10, 20, 20, 80, 80]
     for model in ("full", "delta"):
         sub = table[table["model"] == model].set_index("n_train")
-        assert sub.loc[80, "f_mae"] < 0.5 * sub.loc[10, "f_mae"]
-        assert sub.loc[80, "e_mae"] < sub.loc[10, "e_mae"]
+        assert sub.loc[80, "f_mae_kcal_mol_A"] < 0.5 * sub.loc[10, "f_mae_kcal_mol_A"]
+        assert sub.loc[80, "e_mae_kcal_mol"] < sub.loc[10, "e_mae_kcal_mol"]
     table.insert(0, "system", "water_dimer")
     fits = lc.slopes(table)
-    assert (fits[fits["quantity"] == "f_mae"]["slope"] < -0.3).all()
-    assert set(lc.with_slopes(table)["f_mae_slope"]) == set(fits[fits.quantity == "f_mae"].slope)
+    force = fits[fits["quantity"] == "f_mae_kcal_mol_A"]
+    assert len(force) == 2 and (force["slope"] < -0.3).all()
+    assert set(lc.with_slopes(table)["f_mae_slope"]) == set(force.slope)
 
 
 # -- settings and the steps with files ---------------------------------------------------

@@ -43,9 +43,9 @@ def test_metrics_table_content(tiny_run):
     metrics = pd.read_csv(results / "summary" / "metrics.csv")
     assert set(metrics["system"]) == set(config["systems"])
     assert set(metrics["model"]) == {"full", "delta"}
-    for col in ("e_mae", "e_rmse", "f_mae", "f_rmse"):
+    for col in ("e_mae_kcal_mol", "e_rmse_kcal_mol", "f_mae_kcal_mol_A", "f_rmse_kcal_mol_A"):
         assert np.isfinite(metrics[col]).all() and (metrics[col] > 0).all()
-    assert (metrics["f_rmse"] >= metrics["f_mae"]).all()
+    assert (metrics["f_rmse_kcal_mol_A"] >= metrics["f_mae_kcal_mol_A"]).all()
     assert (metrics["n_train"] == config["training"]["n_train"]).all()
     assert (metrics["n_test"] == config["training"]["n_test"]).all()
     comparison = pd.read_csv(results / "summary" / "full_vs_delta.csv").set_index("system")
@@ -58,7 +58,7 @@ def test_metrics_match_stored_predictions_and_models(tiny_run):
     pred = np.load(results / "water_benzene" / "evaluation" / "test_predictions.npz")
     metrics = pd.read_csv(results / "water_benzene" / "evaluation" / "metrics.csv")
     full_row = metrics[metrics["model"] == "full"].iloc[0]
-    assert full_row["f_mae"] == pytest.approx(
+    assert full_row["f_mae_kcal_mol_A"] == pytest.approx(
         np.abs(pred["F_full"] - pred["F_ref"]).mean(), rel=1e-5
     )
     # the stored full model reproduces the stored predictions
@@ -175,7 +175,8 @@ def test_delta_model_file_and_cards_match_the_evaluation(tiny_run):
         assert content["units"]["force"] == "kcal/mol/Ang"
         assert content["test"]["n_test"] == config["training"]["n_test"]
         if card in metrics.index:
-            assert content["test"]["f_mae"] == pytest.approx(metrics.loc[card, "f_mae"])
+            test_mae = content["test"]["f_mae_kcal_mol_A"]
+            assert test_mae == pytest.approx(metrics.loc[card, "f_mae_kcal_mol_A"])
     frames = ase.io.read(folder / "data" / "labelled_frames.extxyz", ":")
     assert len(frames) == config["sampling"]["n_frames"]
     from deltagdml.units import KCAL_MOL_PER_EV

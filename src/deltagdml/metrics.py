@@ -15,16 +15,27 @@ def rmse(pred: np.ndarray, ref: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(pred) - np.asarray(ref)) ** 2)))
 
 
+#: Unit of each test error; tables name their columns ``<quantity>_<unit>``.
+ERROR_UNITS = {
+    "e_mae": "kcal_mol",
+    "e_rmse": "kcal_mol",
+    "f_mae": "kcal_mol_A",
+    "f_rmse": "kcal_mol_A",
+}
+E_MAE, E_RMSE, F_MAE, F_RMSE = (f"{q}_{unit}" for q, unit in ERROR_UNITS.items())
+#: Column names of the test errors, energies in kcal/mol, forces in kcal/mol/Å.
+ERROR_COLUMNS = (E_MAE, E_RMSE, F_MAE, F_RMSE)
+
+
 def error_summary(
     E_pred: np.ndarray | None,
     F_pred: np.ndarray,
     E_ref: np.ndarray | None,
     F_ref: np.ndarray,
 ) -> dict[str, float]:
-    """Energy and force MAE/RMSE (energy entries NaN when energies are missing)."""
-    out = {"f_mae": mae(F_pred, F_ref), "f_rmse": rmse(F_pred, F_ref)}
-    if E_pred is not None and E_ref is not None:
-        out.update(e_mae=mae(E_pred, E_ref), e_rmse=rmse(E_pred, E_ref))
-    else:
-        out.update(e_mae=float("nan"), e_rmse=float("nan"))
+    """Energy and force MAE/RMSE under :data:`ERROR_COLUMNS` (energies NaN if missing)."""
+    out = {F_MAE: mae(F_pred, F_ref), F_RMSE: rmse(F_pred, F_ref)}
+    energies = E_pred is not None and E_ref is not None
+    out[E_MAE] = mae(E_pred, E_ref) if energies else float("nan")
+    out[E_RMSE] = rmse(E_pred, E_ref) if energies else float("nan")
     return out

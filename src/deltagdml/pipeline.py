@@ -40,7 +40,7 @@ from .delta_io import TrainingRecord, save_delta_model
 from .dynamics import dynamics_settings
 from .dynamics.collective import CV2_COLUMNS, cv_pair
 from .frames_io import write_frames
-from .metrics import error_summary, mae
+from .metrics import ERROR_COLUMNS, ERROR_UNITS, F_MAE, error_summary, mae
 from .model_io import load_model, save_model
 from .npz_io import as_str, read_npz
 from .selection import select_sigma_configured
@@ -394,7 +394,6 @@ def model_card(
     entry = system_entry(config, name)
     s = sampling_settings(config, name) if "dataset" not in entry else None
     chosen = pd.concat([pd.read_csv(p) for p in scores]).query("selected").set_index("part")
-    error_keys = ["e_mae", "e_rmse", "f_mae", "f_rmse"]
     out: dict = {
         "model": card,
         "file": Path(model).name,
@@ -414,13 +413,13 @@ def model_card(
             "sigma": gdml.sigma,
             "n_train": int(gdml.X_train_.shape[0]),
             "n_perms": int(len(gdml.perms_)),
-            "validation": {k: float(chosen.loc[card, k]) for k in error_keys},
+            "validation": {k: float(chosen.loc[card, k]) for k in ERROR_COLUMNS},
         }
     tested = pd.read_csv(metrics).set_index("model")
     if card in tested.index:
         row = tested.loc[card]
         out["n_train"] = int(row["n_train"])
-        out["test"] = {"n_test": int(row["n_test"]), **{k: float(row[k]) for k in error_keys}}
+        out["test"] = {"n_test": int(row["n_test"]), **{k: float(row[k]) for k in ERROR_COLUMNS}}
     else:
         ds = load_dataset(dataset)
         test = ds.subset(load_splits(splits, ds.n_geometries)["test"])
@@ -488,7 +487,7 @@ def evaluate(
                     "formula": formula,
                     "n_atoms": len(idx),
                     "model": label,
-                    "f_mae": mae(F[:, idx], test.F[:, idx]),
+                    F_MAE: mae(F[:, idx], test.F[:, idx]),
                 }
             )
     for path, table in ((metrics_path, rows), (fragments_path, frag_rows)):
@@ -523,15 +522,13 @@ def summarise(
 
     metrics = pd.concat([pd.read_csv(p) for p in metrics_paths], ignore_index=True)
     fragments = pd.concat([pd.read_csv(p) for p in fragments_paths], ignore_index=True)
-    wide = metrics.pivot(
-        index="system", columns="model", values=["e_mae", "e_rmse", "f_mae", "f_rmse"]
-    )
+    wide = metrics.pivot(index="system", columns="model", values=list(ERROR_COLUMNS))
     comparison = pd.DataFrame(index=wide.index)
-    for q in ("e_mae", "e_rmse", "f_mae", "f_rmse"):
-        comparison[f"{q}_full"] = wide[(q, "full")]
-        comparison[f"{q}_delta"] = wide[(q, "delta")]
+    for (q, unit), column in zip(ERROR_UNITS.items(), ERROR_COLUMNS, strict=True):
+        comparison[f"{q}_full_{unit}"] = wide[(column, "full")]
+        comparison[f"{q}_delta_{unit}"] = wide[(column, "delta")]
         comparison[f"{q}_change_pct"] = (
-            100.0 * (wide[(q, "delta")] - wide[(q, "full")]) / wide[(q, "full")]
+            100.0 * (wide[(column, "delta")] - wide[(column, "full")]) / wide[(column, "full")]
         )
     comparison = comparison.reset_index()
     timings = pd.concat([pd.read_csv(p) for p in timing_paths], ignore_index=True)
@@ -563,8 +560,9 @@ def summarise(
     ]
     for _, r in comparison.iterrows():
         lines.append(
-            f"| {r['system']} | {r['f_mae_full']:.4f} | {r['f_mae_delta']:.4f} | "
-            f"{r['f_mae_change_pct']:+.1f} % | {r['e_mae_full']:.4f} | {r['e_mae_delta']:.4f} | "
+            f"| {r['system']} | {r['f_mae_full_kcal_mol_A']:.4f} | "
+            f"{r['f_mae_delta_kcal_mol_A']:.4f} | {r['f_mae_change_pct']:+.1f} % | "
+            f"{r['e_mae_full_kcal_mol']:.4f} | {r['e_mae_delta_kcal_mol']:.4f} | "
             f"{r['e_mae_change_pct']:+.1f} % |"
         )
     lines += [
@@ -575,7 +573,7 @@ def summarise(
         "|---|---|---|---|---|",
     ]
     fw = fragments.pivot_table(
-        index=["system", "fragment", "n_atoms"], columns="model", values="f_mae"
+        index=["system", "fragment", "n_atoms"], columns="model", values=F_MAE
     ).reset_index()
     for _, r in fw.iterrows():
         lines.append(

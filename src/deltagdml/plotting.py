@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .atomic_io import atomic_path  # noqa: E402
+from .metrics import E_MAE, F_MAE  # noqa: E402
 
 COLORS = {"full": "#8c8c8c", "delta": "#1f77b4"}
 LABELS = {"full": "full sGDML", "delta": "Δ-sGDML"}
@@ -66,8 +67,8 @@ def _bars(ax, table: pd.DataFrame, value: str, ylabel: str) -> None:
 def plot_error_comparison(metrics: pd.DataFrame, png: str, pdf: str) -> None:
     """Fig. 6: test MAE of energies and forces, full vs Δ, per system (change in %)."""
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), constrained_layout=True)
-    _bars(axes[0], metrics, "e_mae", "energy MAE (kcal/mol)")
-    _bars(axes[1], metrics, "f_mae", "force MAE (kcal/mol/Å)")
+    _bars(axes[0], metrics, E_MAE, "energy MAE (kcal/mol)")
+    _bars(axes[1], metrics, F_MAE, "force MAE (kcal/mol/Å)")
     axes[0].legend(frameon=False)
     axes[0].set_title("energies", fontsize=9)
     axes[1].set_title("forces", fontsize=9)
@@ -89,7 +90,7 @@ def plot_fragment_errors(fragments: pd.DataFrame, png: str, pdf: str) -> None:
         frags = sorted(sub["fragment"].unique())
         x = np.arange(len(frags))
         for i, model in enumerate(("full", "delta")):
-            vals = sub[sub["model"] == model].set_index("fragment").reindex(frags)["f_mae"]
+            vals = sub[sub["model"] == model].set_index("fragment").reindex(frags)[F_MAE]
             ax.bar(x + (i - 0.5) * 0.38, vals, 0.38, color=COLORS[model], label=LABELS[model])
         names = sub.drop_duplicates("fragment").set_index("fragment").reindex(frags)["formula"]
         ax.set_xticks(x, [f"{k}: {subscript_digits(n)}" for k, n in zip(frags, names, strict=True)])

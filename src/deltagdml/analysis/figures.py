@@ -11,6 +11,7 @@ from matplotlib.patches import Circle, Patch, Polygon
 from matplotlib.ticker import FuncFormatter, NullFormatter, ScalarFormatter
 from scipy.spatial import ConvexHull
 
+from ..metrics import E_MAE, F_MAE
 from ..plotting import COLORS, LABELS, plt, save_figure, subscript_digits
 from .binding_stats import QUANTITIES
 from .descriptor_variance import DescriptorVariance, Entry, fragment_of_atom
@@ -326,11 +327,11 @@ def plot_learning_curves(table: pd.DataFrame, fits: pd.DataFrame, png: str, pdf:
         constrained_layout=True,
         squeeze=False,
     )
-    ylabels = {"f_mae": "test force MAE (kcal/mol/Å)", "e_mae": "test energy MAE (kcal/mol)"}
+    ylabels = {F_MAE: "test force MAE (kcal/mol/Å)", E_MAE: "test energy MAE (kcal/mol)"}
     slope = fits.set_index(["system", "model", "quantity"])
     for col, system in enumerate(systems):
         sub = table[table["system"] == system]
-        for row, q in enumerate(("f_mae", "e_mae")):
+        for row, q in enumerate((F_MAE, E_MAE)):
             ax = axes[row][col]
             for model, marker in (("full", "o"), ("delta", "s")):
                 m = sub[sub["model"] == model].sort_values("n_train")

@@ -24,7 +24,7 @@ from ..composite import DeltaModel
 from ..config import load_system, training_settings
 from ..data.splits import load_splits, train_indices
 from ..dataset import Dataset, load_dataset
-from ..metrics import error_summary
+from ..metrics import E_MAE, F_MAE, error_summary
 from ..model import GDMLModel
 from ..model_io import load_model
 from ..npz_io import read_npz
@@ -34,7 +34,7 @@ from . import learning_curve_sizes
 log = logging.getLogger("deltagdml")
 
 MODELS = ("full", "delta")
-FITTED = ("f_mae", "e_mae")
+FITTED = (F_MAE, E_MAE)
 
 
 def nested_subsets(train: np.ndarray, sizes: list[int], seed: int) -> dict[int, np.ndarray]:
@@ -137,9 +137,10 @@ def slopes(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def with_slopes(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with columns ``f_mae_slope`` and ``e_mae_slope`` of its system and model."""
+    """``table`` with columns ``f_mae_slope`` and ``e_mae_slope`` (dimensionless) of its
+    system and model."""
     wide = slopes(table).pivot(index=["system", "model"], columns="quantity", values="slope")
-    wide = wide.rename(columns={q: f"{q}_slope" for q in FITTED}).reset_index()
+    wide = wide.rename(columns={q: f"{q[:5]}_slope" for q in FITTED}).reset_index()
     return table.merge(wide, on=["system", "model"], how="left")
 
 
