@@ -7,6 +7,7 @@ breaks a stability criterion stops at the frame where it was detected and says w
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,11 +163,13 @@ def run_md(
     seed: int,
     criteria: StabilityCriteria,
     restraint: dict | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> MDResult:
     """Langevin MD from ``atoms`` with Maxwell–Boltzmann velocities drawn from ``seed``.
 
     The stability criteria are checked at t = 0 and every ``stride`` steps; the first
-    broken criterion ends the run. Deterministic for a seed.
+    broken criterion ends the run. Deterministic for a seed. ``progress`` receives a line
+    at every tenth of the run.
     """
     atoms = Atoms(atoms.numbers, positions=atoms.positions)
     bias = restraint_calculator(atoms.positions, atoms.get_masses(), fragments, restraint or {})
@@ -190,7 +193,14 @@ def run_md(
             reason = monitor.check(pos, energy, forces)
             if reason is not None or dyn.nsteps >= n_steps:
                 break
+            before = dyn.nsteps
             dyn.run(min(stride, n_steps - dyn.nsteps))
+            if progress is not None and 10 * dyn.nsteps // n_steps > 10 * before // n_steps:
+                rate = dyn.nsteps / (time.perf_counter() - t0)
+                progress(
+                    f"{dyn.nsteps * timestep_fs / 1000:.2f} of {n_steps * timestep_fs / 1000:.2f}"
+                    f" ps, T = {atoms.get_temperature():.0f} K, {rate:.0f} steps/s"
+                )
     wall = time.perf_counter() - t0
     time_ps = np.arange(len(frames)) * stride * timestep_fs / 1000.0
     time_ps[-1] = dyn.nsteps * timestep_fs / 1000.0

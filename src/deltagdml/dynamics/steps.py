@@ -88,6 +88,7 @@ def simulate(
         int(config.get("seed", 0)),
         StabilityCriteria(**s["stability"]),
         s["restraint"],
+        progress=lambda line: log.info("%s/%s at %g K: %s", name, model_label, temperature_K, line),
     )
     log.info(
         "%s/%s at %g K: %s after %.3f ps (%d steps, %.0f steps/s)",
