@@ -301,6 +301,7 @@ def cmd_md(args: argparse.Namespace) -> None:
         args.friction,
         args.seed,
         StabilityCriteria(**MD_DEFAULTS["stability"]),
+        progress=lambda line: print(f"md: {line}", file=sys.stderr, flush=True),
     )
     E, F = model.predict(result.R)
     write_frames(args.output, model.z_, result.R, E, F)
