@@ -28,7 +28,7 @@ def read_npz(
     if not Path(path).is_file():
         raise error(f"{path}: {what} file not found")
     if not zipfile.is_zipfile(path):
-        raise error(f"{path}: not a {what} file: an .npz file is a zip archive, this is not")
+        raise error(f"{path}: not a readable {what} .npz file (not a zip archive, or truncated)")
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
