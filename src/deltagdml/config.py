@@ -324,11 +324,16 @@ def _check_user_data(config: dict, name: str, system: System, base_dir: str | Pa
 
 
 def check_config(
-    config: dict, base_dir: str | Path = ".", source_dir: str | Path | None = None
+    config: dict,
+    base_dir: str | Path = ".",
+    source_dir: str | Path | None = None,
+    read_data: bool = True,
 ) -> dict[str, System]:
     """Validate every system up front; return them by name.
 
-    With ``source_dir`` (the workflow's folder), the ``results`` path is checked too.
+    With ``source_dir`` (the workflow's folder), the ``results`` path is checked too. With
+    ``read_data``, user datasets are read and checked in full (once, when the workflow is
+    planned; not again inside each job).
     """
     if source_dir is not None:
         check_results_path(config.get("results"), base_dir, source_dir)
@@ -350,7 +355,7 @@ def check_config(
                 where = f"systems.{name}.{where}"
             check_calculator_spec(sampling_settings(config, name)["calculator"], where)
         _check_training(config, name, systems[name], base_dir)
-        if "dataset" in entry:
+        if "dataset" in entry and read_data:
             _check_user_data(config, name, systems[name], base_dir)
         else:
             n_chunks = (config.get("labelling") or {}).get("n_chunks", 1)

@@ -16,7 +16,9 @@ from deltagdml.dynamics import check_dynamics, dynamics_settings, temperature_la
 from deltagdml.errors import DeltaGDMLError
 
 try:  # every check that needs no job runs here, so `snakemake -n` refuses a bad config
-    SYSTEMS = check_config(config, source_dir=workflow.basedir)
+    SYSTEMS = check_config(
+        config, source_dir=workflow.basedir, read_data=workflow.is_main_process
+    )
     check_analysis(config, SYSTEMS)
     check_dynamics(config, SYSTEMS)
 except DeltaGDMLError as error:  # one line, no traceback
