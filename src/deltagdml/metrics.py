@@ -22,9 +22,11 @@ ERROR_UNITS = {
     "f_mae": "kcal_mol_A",
     "f_rmse": "kcal_mol_A",
 }
-E_MAE, E_RMSE, F_MAE, F_RMSE = (f"{q}_{unit}" for q, unit in ERROR_UNITS.items())
+#: Column name of each test error, e.g. ``f_mae`` -> ``f_mae_kcal_mol_A``.
+ERROR_COLUMN = {q: f"{q}_{unit}" for q, unit in ERROR_UNITS.items()}
+E_MAE, E_RMSE, F_MAE, F_RMSE = ERROR_COLUMN.values()
 #: Column names of the test errors, energies in kcal/mol, forces in kcal/mol/Å.
-ERROR_COLUMNS = (E_MAE, E_RMSE, F_MAE, F_RMSE)
+ERROR_COLUMNS = tuple(ERROR_COLUMN.values())
 
 
 def error_summary(

@@ -34,7 +34,13 @@ from .data.frame_selection import select_frames
 from .data.ingest import ingest_dataset
 from .data.labelling import chunk_indices, label_frames, load_labels, merge_labels, save_labels
 from .data.md_sampling import load_trajectory, sample_md, save_trajectory
-from .data.splits import load_splits, make_splits, save_splits, train_indices
+from .data.splits import (
+    load_splits,
+    make_splits,
+    save_splits,
+    train_indices,
+    union_train_indices,
+)
 from .dataset import load_dataset, save_dataset
 from .delta_io import TrainingRecord, save_delta_model
 from .dynamics import dynamics_settings
@@ -364,9 +370,7 @@ def bundle_delta(
         part_info[part] = {key: as_str(value) for key, value in meta.items()}
     record = TrainingRecord(
         md5=ds.md5(),
-        idxs_train=np.unique(
-            np.concatenate([train_indices(idx, p) for p in delta.parts()])
-        ).tolist(),
+        idxs_train=union_train_indices(idx, delta.parts()).tolist(),
         idxs_valid=idx["valid"].tolist(),
     )
     save_delta_model(delta, output, part_info=part_info, record=record, theory=theory_label(config))
@@ -464,10 +468,7 @@ def evaluate(
                 "system": name,
                 "model": label,
                 "n_atoms": ds.n_atoms,
-                # distinct training geometries of the model's parts
-                "n_train": len(
-                    np.unique(np.concatenate([train_indices(splits, p) for p in parts]))
-                ),
+                "n_train": len(union_train_indices(splits, parts)),
                 "n_test": test.n_geometries,
                 **error_summary(E, F, test.E, test.F),
                 "sigma": ";".join(f"{p}={chosen.loc[p, 'sigma']:g}" for p in parts),

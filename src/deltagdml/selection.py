@@ -12,12 +12,13 @@ import numpy as np
 from .dataset import Dataset
 from .errors import ModelError
 from .iterative import IterativeOptions
-from .metrics import ERROR_UNITS, error_summary
+from .metrics import ERROR_COLUMN, error_summary
 from .model import GDMLModel, check_training_data
 from .solvers import choose_solver
 
 log = logging.getLogger(__name__)
-ERROR_COLUMNS_BY_NAME = {q: f"{q}_{unit}" for q, unit in ERROR_UNITS.items()}
+#: SigmaScore field of each error column of :func:`error_summary`.
+_FIELD_OF_COLUMN = {column: q for q, column in ERROR_COLUMN.items()}
 
 
 @dataclass
@@ -34,7 +35,7 @@ class SigmaScore:
     def as_dict(self) -> dict[str, float]:
         """The scores as a table row, error columns named with their units."""
         row = asdict(self)
-        return {ERROR_COLUMNS_BY_NAME.get(k, k): v for k, v in row.items()}
+        return {ERROR_COLUMN.get(k, k): v for k, v in row.items()}
 
 
 def select_sigma(
@@ -87,8 +88,8 @@ def select_sigma(
         train_s = time.perf_counter() - t0
         E_pred, F_pred = model.predict(R_valid)
         err = error_summary(E_pred if E is not None else None, F_pred, E_valid, F_valid)
-        names = {column: q for q, column in ERROR_COLUMNS_BY_NAME.items()}
-        score = SigmaScore(sigma=sigma, train_s=train_s, **{names[k]: v for k, v in err.items()})
+        fields = {_FIELD_OF_COLUMN[k]: v for k, v in err.items()}
+        score = SigmaScore(sigma=sigma, train_s=train_s, **fields)
         scores.append(score)
         message = (
             f"σ={sigma:g}: validation force MAE {score.f_mae:.4f}, RMSE {score.f_rmse:.4f} "

@@ -60,6 +60,11 @@ def train_indices(splits: dict[str, np.ndarray], part: str) -> np.ndarray:
     return splits.get(f"train_{part}", splits["train"])
 
 
+def union_train_indices(splits: dict[str, np.ndarray], parts: list[str]) -> np.ndarray:
+    """The distinct geometries any of ``parts`` trains on, sorted."""
+    return np.unique(np.concatenate([train_indices(splits, p) for p in parts]))
+
+
 def _validate(splits: dict, n_geometries: int | None, source: str) -> None:
     seen = np.zeros(0, dtype=int)
     for part in PARTS:
