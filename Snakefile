@@ -12,7 +12,8 @@ min_version("9.0")
 # The package of this checkout, for this process and for every job (also inside a
 # `--sdm conda` environment, which holds only the dependencies, see envs/deltagdml.yaml).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from deltagdml.config import export_source_path, schema_error_line
+from deltagdml.workflow.checks import schema_error_line
+from deltagdml.workflow.config import export_source_path
 
 export_source_path(Path(workflow.basedir) / "src")
 

@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from deltagdml.data import (  # noqa: E402
+from deltagdml.data import (
     DEFAULT_SYSTEMS,
     label_frames,
     sample_md,

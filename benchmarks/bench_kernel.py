@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import scipy.linalg as sla
 
-from deltagdml.dataset import Dataset, load_dataset, save_dataset
-from deltagdml.descriptor import dense_jacobian, descriptor_and_jacobian
-from deltagdml.kernel import assemble_kernel
-from deltagdml.model import GDMLModel
-from deltagdml.sampling import train_valid_test_split
-from deltagdml.selection import select_sigma
+from deltagdml.data.splits import train_valid_test_split
+from deltagdml.gdml.dataset import Dataset, load_dataset, save_dataset
+from deltagdml.gdml.descriptor import dense_jacobian, descriptor_and_jacobian
+from deltagdml.gdml.kernel import assemble_kernel
+from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.selection import select_sigma
 
 OUT = Path(__file__).parent / "out"
 REFERENCE = {  # sGDML 1.0.3 on this machine kind (kernel issue)
@@ -53,7 +53,7 @@ def water_benzene_dataset(n_frames: int) -> Dataset:
 def generate(n_frames: int) -> None:
     """GFN2-xTB Langevin MD of water–benzene at 300 K, labelled with GFN2-xTB."""
     from deltagdml.data.labelling import label_frames
-    from deltagdml.data.md_sampling import sample_md
+    from deltagdml.data.sampling import sample_md
     from deltagdml.data.systems import DEFAULT_SYSTEMS, system_from_config
 
     path = OUT / f"water_benzene_gfn2_{n_frames}.npz"
@@ -96,9 +96,9 @@ def main() -> None:
     # on a VM (up to 1.7 s for these 650 MB) would otherwise land in the assembly time.
     n = tr.F.size
     buffer = np.ones((n, n))
-    model = GDMLModel(sigma=20.0).fit(tr.R, ds.z, tr.F, tr.E, kernel_buffer=buffer)
+    model = GDMLModel(sigma=20.0, kernel_buffer=buffer).fit(tr.R, ds.z, tr.F, tr.E)
     del buffer
-    t = model.timings
+    t = model.timings_
     # The same kernel matrix, factorised bare (in place, no copy), for the ratio.
     X, G = descriptor_and_jacobian(tr.R)
     K = assemble_kernel(X, dense_jacobian(G), model.tril_perms_, model.sigma)

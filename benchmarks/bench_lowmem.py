@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from deltagdml.dataset import Dataset, load_dataset, save_dataset
-from deltagdml.iterative import IterativeOptions
-from deltagdml.model import GDMLModel
-from deltagdml.sampling import train_valid_test_split
-from deltagdml.solvers import estimate_memory
+from deltagdml.data.splits import train_valid_test_split
+from deltagdml.gdml.dataset import Dataset, load_dataset, save_dataset
+from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.solvers.choice import estimate_memory
+from deltagdml.gdml.solvers.nystrom import IterativeOptions
 
 OUT = Path(__file__).parent / "out"
 N_FRAMES = 1600
@@ -45,7 +45,7 @@ def dataset_path(n_frames: int) -> Path:
 def generate(n_frames: int) -> None:
     """GFN2-xTB Langevin MD of the benzene dimer at 300 K, labelled with GFN2-xTB."""
     from deltagdml.data.labelling import label_frames
-    from deltagdml.data.md_sampling import sample_md
+    from deltagdml.data.sampling import sample_md
     from deltagdml.data.systems import DEFAULT_SYSTEMS, system_from_config
 
     system = system_from_config("benzene_dimer", DEFAULT_SYSTEMS["benzene_dimer"])
@@ -105,7 +105,7 @@ def train_one(args: argparse.Namespace) -> dict:
         "P": len(model.perms_),
         "solver": model.solver_,
         "train_s": train_s,
-        **{k: round(v, 2) for k, v in model.timings.items()},
+        **{k: round(v, 2) for k, v in model.timings_.items()},
         **model.solver_info_,
         "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "estimate_gb": estimate_memory(

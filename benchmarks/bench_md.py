@@ -21,15 +21,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from deltagdml.composite import DeltaModel, FragmentTerm  # noqa: E402
-from deltagdml.config import load_system, model_parts, training_settings  # noqa: E402
-from deltagdml.descriptor import descriptor  # noqa: E402
-from deltagdml.dynamics import dynamics_settings  # noqa: E402
 from deltagdml.dynamics.run import MDCalculator, StabilityCriteria, run_md  # noqa: E402
-from deltagdml.model_io import load_model  # noqa: E402
-from deltagdml.pipeline import load_delta_model  # noqa: E402
-from deltagdml.prediction import KernelExpansion  # noqa: E402
-from deltagdml.symmetry import descriptor_permutation, find_permutations  # noqa: E402
+from deltagdml.gdml.composite import DeltaModel, FragmentTerm  # noqa: E402
+from deltagdml.gdml.descriptor import descriptor  # noqa: E402
+from deltagdml.gdml.expansion import KernelExpansion  # noqa: E402
+from deltagdml.gdml.model_io import load_model  # noqa: E402
+from deltagdml.gdml.symmetry import descriptor_permutation, find_permutations  # noqa: E402
+from deltagdml.workflow.config import (  # noqa: E402
+    dynamics_settings,  # noqa: E402
+    load_system,
+    model_parts,
+    training_settings,
+)
+from deltagdml.workflow.steps.train import load_delta_model  # noqa: E402
 
 
 class RandomModel:

@@ -15,9 +15,9 @@ import argparse
 import time
 
 from deltagdml.data.splits import make_splits
-from deltagdml.dataset import load_dataset
-from deltagdml.metrics import E_MAE, F_MAE, F_RMSE, error_summary
-from deltagdml.selection import select_sigma
+from deltagdml.gdml.dataset import load_dataset
+from deltagdml.gdml.metrics import E_MAE, F_MAE, F_RMSE, error_summary
+from deltagdml.gdml.selection import select_sigma
 
 
 def main() -> None:

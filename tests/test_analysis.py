@@ -7,15 +7,17 @@ from ase.build import molecule
 from ase.units import Bohr
 from conftest import morse_energy_forces
 
-from deltagdml.analysis import DEFAULTS, analysis_settings, check_analysis, learning_curve_sizes
 from deltagdml.analysis import binding_stats as bs
 from deltagdml.analysis import descriptor_variance as dv
 from deltagdml.analysis import force_decomposition as fd
 from deltagdml.analysis import learning_curves as lc
-from deltagdml.config import check_config, load_system
-from deltagdml.dataset import Dataset, save_dataset
-from deltagdml.descriptor import descriptor, pair_indices
 from deltagdml.errors import ConfigError, DatasetError
+from deltagdml.gdml.dataset import Dataset, save_dataset
+from deltagdml.gdml.descriptor import descriptor, pair_indices
+from deltagdml.settings import AnalysisSettings, TrainingSettings
+from deltagdml.workflow.checks import check_analysis, check_config
+from deltagdml.workflow.config import analysis_settings, learning_curve_sizes, load_system
+from deltagdml.workflow.steps import analysis as steps
 
 TWO_FRAGMENTS = [np.array([0, 1, 2]), np.array([3, 4])]
 
@@ -270,10 +272,10 @@ def test_synthetic_binding_forces_are_minus_the_energy_gradient():
 def test_learning_curve_errors_decrease_with_training_size():
     datasets, frags = water_dimer_data(150)
     splits = {"train": np.arange(0, 80), "valid": np.arange(80, 100), "test": np.arange(100, 150)}
-    settings = {"sigmas": [2, 5, 10, 20], "lam": 1e-10, "perms": "none", "patience": 2}
-    settings |= {"max_perms": 1, "solver": "auto", "max_memory_gb": 4.0, "solver_tol": 1e-4}
+    settings = TrainingSettings(sigmas=(2, 5, 10, 20), max_perms=1, max_memory_gb=4.0)
     per_part = {part: settings for part in datasets}
-    table = lc.learning_curve(datasets, frags, {}, splits, [10, 20, 80], per_part, seed=0)
+    perms = {part: "none" for part in datasets}
+    table = lc.learning_curve(datasets, frags, {}, splits, [10, 20, 80], per_part, perms, seed=0)
     assert list(table["n_train"]) == [10, 10, 20, 20, 80, 80]
     for model in ("full", "delta"):
         sub = table[table["model"] == model].set_index("n_train")
@@ -289,7 +291,7 @@ def test_learning_curve_errors_decrease_with_training_size():
 # -- settings and the steps with files ---------------------------------------------------
 def test_settings_defaults_and_checks():
     config = {"systems": {"water_benzene": {"preset": "water_benzene"}}}
-    assert analysis_settings(config) == DEFAULTS
+    assert analysis_settings(config) == AnalysisSettings()
     assert learning_curve_sizes(config, "water_benzene") == [25, 50, 100]
     config["training"] = {"n_train": 60}
     assert learning_curve_sizes(config, "water_benzene") == [25, 50]
@@ -321,24 +323,23 @@ def test_steps_write_csv_and_figures(tmp_path):
         ("binding", Fb, E_b),
     ):
         save_dataset(Dataset(R, system.z, F, E), paths[key])
-    out = {ext: str(tmp_path / f"dv.{ext}") for ext in ("csv", "png", "pdf")}
-    table = dv.run(config, "water_benzene", paths["full"], None, out["csv"], out["png"], out["pdf"])
-    read = pd.read_csv(out["csv"])
-    assert list(read["descriptor"]) == ["inverse_distance", "coulomb"]
-    assert read["ratio_std_dD"].tolist() == pytest.approx(table["ratio_std_dD"].tolist(), rel=1e-5)
-    assert open(out["csv"]).readline().startswith("system,n_frames,")  # a plain header
-    dec = fd.run(
-        config, "water_benzene", paths, *(str(tmp_path / f"fd.{e}") for e in ("csv", "png", "pdf"))
+
+    def out(name: str) -> dict[str, str]:
+        return {ext: str(tmp_path / f"{name}.{ext}") for ext in ("csv", "png", "pdf")}
+
+    steps.descriptor_variance_figure(
+        config=config, system="water_benzene", full=paths["full"], trajectory=None, **out("dv")
     )
+    read = pd.read_csv(tmp_path / "dv.csv")
+    assert list(read["descriptor"]) == ["inverse_distance", "coulomb"]
+    assert np.isfinite(read["ratio_std_dD"]).all()
+    assert open(tmp_path / "dv.csv").readline().startswith("system,n_frames,")  # plain header
+    steps.force_decomposition_figure(config=config, system="water_benzene", **paths, **out("fd"))
     atoms = pd.read_csv(tmp_path / "fd.csv")
-    assert (atoms["frame"] == dec.frame).all() and len(atoms) == 15
+    assert (atoms["frame"] == fd.representative_frame(E_b)).all() and len(atoms) == 15
     F, F0, Fb = (atoms[f"{k}_x_kcal_mol_A"] for k in ("F", "F0", "Fb"))
     np.testing.assert_allclose(F, F0 + Fb, atol=1e-4)
-    bs.run(
-        ["water_benzene"],
-        [paths["binding"]],
-        *(str(tmp_path / f"bs.{e}") for e in ("csv", "png", "pdf")),
-    )
+    steps.binding_stats(systems=["water_benzene"], binding=[paths["binding"]], **out("bs"))
     for name in ("dv", "fd", "bs"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
         assert (tmp_path / f"{name}.pdf").stat().st_size > 5_000

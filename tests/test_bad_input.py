@@ -13,10 +13,10 @@ from ase.collections import s22
 from deltagdml.cli import main as cli
 from deltagdml.data.ingest import ingest_dataset
 from deltagdml.data.systems import DEFAULT_SYSTEMS, system_from_config
-from deltagdml.dataset import Dataset, load_dataset, save_dataset
 from deltagdml.errors import DatasetError, DeltaGDMLError
-from deltagdml.model import GDMLModel
-from deltagdml.model_io import save_model
+from deltagdml.gdml.dataset import Dataset, load_dataset, save_dataset
+from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.model_io import save_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = yaml.safe_load((ROOT / "workflow" / "configs" / "tiny.yaml").read_text())
@@ -215,7 +215,7 @@ def _upper(K):
 
 
 def test_non_positive_definite_kernel_falls_back_with_a_warning(caplog):
-    from deltagdml.solvers import solve_cholesky
+    from deltagdml.gdml.solvers.cholesky import solve_cholesky
 
     rng = np.random.default_rng(0)
     Q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
@@ -228,7 +228,7 @@ def test_non_positive_definite_kernel_falls_back_with_a_warning(caplog):
 
 def test_singular_kernel_is_a_clear_error():
     from deltagdml.errors import ModelError
-    from deltagdml.solvers import solve_cholesky
+    from deltagdml.gdml.solvers.cholesky import solve_cholesky
 
     K = np.ones((4, 4))
     with pytest.raises(ModelError, match="kernel matrix is singular"):

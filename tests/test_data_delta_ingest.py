@@ -17,8 +17,8 @@ from deltagdml.data.ingest import ingest_dataset  # noqa: E402
 from deltagdml.data.labelling import combine_labels, geometry_labels, label_fragments  # noqa: E402
 from deltagdml.data.splits import load_splits, make_splits, save_splits  # noqa: E402
 from deltagdml.data.systems import DEFAULT_SYSTEMS, System, system_from_config  # noqa: E402
-from deltagdml.dataset import Dataset, load_dataset, save_dataset  # noqa: E402
 from deltagdml.errors import ConfigError, DatasetError  # noqa: E402
+from deltagdml.gdml.dataset import Dataset, load_dataset, save_dataset  # noqa: E402
 from deltagdml.units import KCAL_MOL_PER_EV  # noqa: E402
 
 

@@ -10,12 +10,8 @@ from ase import Atoms  # noqa: E402
 from ase.build import molecule  # noqa: E402
 from ase.calculators.emt import EMT  # noqa: E402
 
-from deltagdml.data.calculators import (  # noqa: E402
-    check_calculator_spec,
-    make_calculator,
-    set_single_thread,
-)
-from deltagdml.data.labelling import (  # noqa: E402
+from deltagdml.data.calculators import check_calculator_spec, make_calculator, set_single_thread
+from deltagdml.data.labelling import (
     LabellingError,
     chunk_indices,
     label_frames,
@@ -23,15 +19,11 @@ from deltagdml.data.labelling import (  # noqa: E402
     merge_labels,
     save_labels,
 )
-from deltagdml.data.md_sampling import (  # noqa: E402
-    COMRestraint,
-    com_distances,
-    load_trajectory,
-    sample_md,
-    save_trajectory,
-)
+from deltagdml.data.md import COMRestraint, com_distances
+from deltagdml.data.sampling import load_trajectory, sample_md, save_trajectory
 from deltagdml.data.systems import DEFAULT_SYSTEMS, fragment_atoms, system_from_config  # noqa: E402
 from deltagdml.errors import ConfigError, DatasetError  # noqa: E402
+from deltagdml.settings import RestraintSettings  # noqa: E402
 from deltagdml.units import KCAL_MOL_PER_EV  # noqa: E402
 
 
@@ -163,8 +155,12 @@ def test_md_shapes_determinism_and_roundtrip(methane, tmp_path):
 def test_restraint_pulls_fragments_together(methane):
     start = com_distances(methane.atoms.positions, methane.atoms.get_masses(), methane.fragments)
     kwargs = dict(n_frames=8, stride=5, seed=1, progress=quiet)
-    free = sample_md(methane, None, 300.0, 0.5, restraint={"enabled": False}, **kwargs)
-    tight = sample_md(methane, None, 300.0, 0.5, restraint={"r0": 3.0, "k": 10.0}, **kwargs)
+    free = sample_md(
+        methane, None, 300.0, 0.5, restraint=RestraintSettings(enabled=False), **kwargs
+    )
+    tight = sample_md(
+        methane, None, 300.0, 0.5, restraint=RestraintSettings(r0=3.0, k=10.0), **kwargs
+    )
     # without restraint the dimer stays near its start within 20 fs; with r0 = 3 Å it is pulled in
     assert np.all(np.abs(free["com_distance"] - start[0, 0]) < 0.2)
     assert tight["com_distance"][-1] < start[0, 0] - 0.5
@@ -180,8 +176,9 @@ def test_load_trajectory_rejects_incomplete_file(tmp_path):
 def test_md_rejects_bad_settings(methane):
     with pytest.raises(ConfigError, match="'stride' must be a positive integer"):
         sample_md(methane, None, 300.0, 0.5, n_frames=2, stride=0, seed=0)
-    with pytest.raises(ConfigError, match=r"restraint: unknown key\(s\) \['kk'\]"):
-        sample_md(methane, None, 300.0, 0.5, n_frames=2, stride=1, seed=0, restraint={"kk": 1})
+    with pytest.raises(ConfigError, match="restraint: need k > 0"):
+        bad = RestraintSettings(k=-1.0)
+        sample_md(methane, None, 300.0, 0.5, n_frames=2, stride=1, seed=0, restraint=bad)
 
 
 # --- labelling ---------------------------------------------------------------------------

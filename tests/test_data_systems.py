@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from ase.collections import s22  # noqa: E402
 
-from deltagdml.data.systems import (  # noqa: E402
+from deltagdml.data.systems import (
     DEFAULT_SYSTEMS,
     fragment_atoms,
     ring_axis_point,

@@ -17,12 +17,12 @@ from conftest import morse_energy_forces
 
 from deltagdml import GDMLCalculator, load_model
 from deltagdml.cli import main as cli
-from deltagdml.composite import DeltaModel
-from deltagdml.dataset import Dataset, save_dataset
-from deltagdml.delta_io import extract_part, load_delta_model
 from deltagdml.errors import ModelError
-from deltagdml.model import GDMLModel
-from deltagdml.model_io import load_model as load_gdml
+from deltagdml.gdml.composite import DeltaModel
+from deltagdml.gdml.dataset import Dataset, save_dataset
+from deltagdml.gdml.delta_io import extract_part, load_delta_model
+from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.model_io import load_model as load_gdml
 
 WATER = np.array([[0.0, 0.0, 0.12], [0.0, 0.76, -0.47], [0.0, -0.76, -0.47]])
 R_REF = np.vstack([WATER, WATER + [0.0, 0.0, 3.0]])
@@ -78,7 +78,7 @@ def test_loader_returns_both_kinds_with_one_predict(files):
 def test_round_trip_is_bitwise_and_the_composite_is_the_sum_of_its_parts(files, tmp_path):
     delta = load_delta_model(files["delta"])
     again = tmp_path / "again.npz"
-    from deltagdml.delta_io import TrainingRecord, save_delta_model
+    from deltagdml.gdml.delta_io import TrainingRecord, save_delta_model
 
     save_delta_model(delta, again, record=TrainingRecord(**delta.manifest_["training_data"]))
     R, _ = water_dimer(6, seed=2)

@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from deltagdml.descriptor import (
+from deltagdml.gdml.descriptor import (
     dense_jacobian,
     descriptor,
     descriptor_and_jacobian,
     jacobian_dot,
     jacobian_transpose_dot,
 )
-from deltagdml.kernel import assemble_kernel, assemble_kernel_reference
-from deltagdml.symmetry import descriptor_permutation, find_permutations
+from deltagdml.gdml.kernel import assemble_kernel, assemble_kernel_reference
+from deltagdml.gdml.symmetry import descriptor_permutation, find_permutations
 
 
 def test_descriptor_order_and_values():

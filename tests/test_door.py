@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from deltagdml.config import check_results_path
 from deltagdml.errors import ConfigError
+from deltagdml.workflow.checks import check_results_path
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = yaml.safe_load((ROOT / "workflow" / "configs" / "tiny.yaml").read_text())

@@ -11,10 +11,7 @@ from ase.build import molecule
 from ase.calculators.calculator import Calculator, all_changes
 from conftest import morse_energy_forces
 
-from deltagdml.calculator import GDMLCalculator
-from deltagdml.composite import DeltaModel, FragmentTerm
 from deltagdml.data.systems import STRUCTURES
-from deltagdml.dynamics import DEFAULTS, dynamics_settings
 from deltagdml.dynamics.collective import (
     centroid_distance,
     com_distance,
@@ -24,10 +21,14 @@ from deltagdml.dynamics.collective import (
     pincer_groups,
 )
 from deltagdml.dynamics.fes import free_energy_surface, kt_kcal_mol
-from deltagdml.dynamics.run import MDCalculator, StabilityCriteria, StabilityMonitor, run_md
-from deltagdml.dynamics.steps import analyse, load_run, save_run, summarise
+from deltagdml.dynamics.run import MDCalculator, StabilityMonitor, run_md
 from deltagdml.errors import ConfigError
-from deltagdml.model import GDMLModel
+from deltagdml.gdml.calculator import GDMLCalculator
+from deltagdml.gdml.composite import DeltaModel, FragmentTerm
+from deltagdml.gdml.model import GDMLModel
+from deltagdml.settings import DynamicsSettings, StabilitySettings
+from deltagdml.workflow.config import dynamics_settings
+from deltagdml.workflow.steps.dynamics import load_run, md_analyse, md_summary, save_run
 
 C60_XYZ = STRUCTURES / "c60_buckycatcher.xyz"
 
@@ -64,7 +65,7 @@ def water_dimer() -> tuple[Atoms, list[np.ndarray]]:
 
 def test_monitor_flags_each_criterion():
     atoms, frags = water_dimer()
-    mon = StabilityMonitor(atoms, frags, StabilityCriteria(), energy_kcal_mol=-10.0)
+    mon = StabilityMonitor(atoms, frags, StabilitySettings(), energy_kcal_mol=-10.0)
     pos, F = atoms.positions.copy(), np.zeros((6, 3))
     assert mon.check(pos, -10.0, F) is None
     assert {tuple(b) for b in mon.bonds} == {(0, 1), (0, 2), (3, 4), (3, 5)}  # no O–H…O
@@ -108,7 +109,7 @@ def test_run_stops_at_dissociation_when_predicted():
         stride,
         0.0,
         0,
-        StabilityCriteria(com_margin_A=margin),
+        StabilitySettings(com_margin_A=margin),
     )
     shift = 0.5 * f / atoms.get_masses()[0] * (np.arange(0, 5001, stride) * dt * units.fs) ** 2
     R = np.repeat(atoms.positions[None], len(shift), axis=0)
@@ -125,7 +126,7 @@ def test_run_stops_at_dissociation_when_predicted():
 def test_run_stops_cleanly_on_nan_and_records_it(tmp_path):
     atoms, frags = water_dimer()
     res = run_md(
-        atoms, Push(0.0, nan_at=12), frags, 100.0, 0.5, 1000, 5, 0.01, 1, StabilityCriteria()
+        atoms, Push(0.0, nan_at=12), frags, 100.0, 0.5, 1000, 5, 0.01, 1, StabilitySettings()
     )
     # forces are NaN from step 12 on (one calculation per step), so positions from step 13;
     # the run stops at the next saved frame, step 15
@@ -250,10 +251,11 @@ def test_settings_defaults_presets_and_overrides():
         "dynamics": {"duration_ps": 1.0, "analysis": {"cv2": {"kind": "atoms", "atoms": [0, 1]}}},
     }
     wb, c60 = dynamics_settings(config, "wb"), dynamics_settings(config, "c60")
-    assert wb["temperatures_K"] == [50] and wb["duration_ps"] == 1.0
-    assert wb["analysis"]["cv2"]["kind"] == "atoms" and c60["analysis"]["cv2"]["kind"] == "pincer"
-    assert c60["temperatures_K"] == DEFAULTS["temperatures_K"]
-    assert dynamics_settings({"systems": {"wb": {"preset": "water_benzene"}}}, "wb") == DEFAULTS
+    assert wb.temperatures_K == (50,) and wb.duration_ps == 1.0
+    assert wb.analysis.cv2["kind"] == "atoms" and c60.analysis.cv2["kind"] == "pincer"
+    assert c60.temperatures_K == DynamicsSettings().temperatures_K
+    plain = {"systems": {"wb": {"preset": "water_benzene"}}}
+    assert dynamics_settings(plain, "wb") == DynamicsSettings()
     for bad in ({"models": ["full", "gap"]}, {"duration_ps": 0.001}, {"temperatures_K": []}):
         with pytest.raises(ConfigError):
             dynamics_settings({"systems": config["systems"], "dynamics": bad}, "c60")
@@ -292,7 +294,7 @@ def test_trained_models_run_stably_and_deterministically(methane_dimer_models, t
     runs = {}
     for label, model in models.items():
         res = run_md(
-            atoms, GDMLCalculator(model), frags, 50.0, 0.5, 60, 10, 0.01, 3, StabilityCriteria()
+            atoms, GDMLCalculator(model), frags, 50.0, 0.5, 60, 10, 0.01, 3, StabilitySettings()
         )
         assert res.stable and res.steps_done == 60 and res.R.shape == (7, 10, 3)
         assert np.isfinite(res.energy_kcal_mol).all() and res.steps_per_s > 0
@@ -308,7 +310,7 @@ def test_trained_models_run_stably_and_deterministically(methane_dimer_models, t
         10,
         0.01,
         3,
-        StabilityCriteria(),
+        StabilitySettings(),
     )
     np.testing.assert_array_equal(again.R, runs["full"].R)
     other = run_md(
@@ -321,7 +323,7 @@ def test_trained_models_run_stably_and_deterministically(methane_dimer_models, t
         10,
         0.01,
         4,
-        StabilityCriteria(),
+        StabilitySettings(),
     )
     assert np.abs(other.R[-1] - runs["full"].R[-1]).max() > 1e-4
     # both models describe the same potential closely: same starting forces
@@ -344,12 +346,12 @@ def test_analyse_and_summarise_write_tables_and_figures(
     for label, model in models.items():
         for T in (10.0, 50.0):
             calc = Push(0.0, nan_at=20) if (label, T) == ("full", 50.0) else GDMLCalculator(model)
-            res = run_md(atoms, calc, frags, T, 0.5, 80, 4, 0.01, 0, StabilityCriteria())
+            res = run_md(atoms, calc, frags, T, 0.5, 80, 4, 0.01, 0, StabilitySettings())
             paths.append(f"{label}_{T:g}K.npz")
             save_run(res, paths[-1], label, T, 80, 0)
     out = {k: f"{k}.{ext}" for k, ext in (("stability", "csv"), ("msad", "csv"), ("fes", "npz"))}
     out.update({f"{k}_{e}": f"{k}.{e}" for k in ("fes", "msad") for e in ("png", "pdf")})
-    analyse(config, "dimer", paths, out)
+    md_analyse(config=config, system="dimer", runs=paths, **out)
     table = pd.read_csv("stability.csv", keep_default_na=False)
     assert len(table) == 4
     bad = table[table["status"] == "unstable"]
@@ -362,7 +364,7 @@ def test_analyse_and_summarise_write_tables_and_figures(
     timing = pd.DataFrame({"system": "dimer", "n_atoms": 10, "model": ["full", "full", "delta"]})
     timing.assign(temperature_K=[10, 50, 10], steps_per_s=[100, 300, 50]).to_csv("t.csv")
     summary = {k: f"sum.{k}" for k in ("csv", "md", "png", "pdf")} | {"speed": "speed.csv"}
-    summarise(["stability.csv"], ["t.csv"], summary)
+    md_summary(stability=["stability.csv"], timing=["t.csv"], **summary)
     md = Path("sum.md").read_text()
     assert "| dimer | full | stable" in md and "**0.010 ps**: NaN" in md
     speed = pd.read_csv("speed.csv").set_index("model")["steps_per_s"]
@@ -372,7 +374,7 @@ def test_analyse_and_summarise_write_tables_and_figures(
 
 
 def test_start_geometry_median_or_lowest_energy():
-    from deltagdml.dynamics.steps import start_index
+    from deltagdml.workflow.steps.dynamics import start_index
 
     E = np.array([5.0, 1.0, 9.0, 3.0, 7.0, 0.5])
     train = np.array([0, 2, 3, 4, 5])  # energies 5, 9, 3, 7, 0.5 → median 5 (index 0)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from conftest import morse_energy_forces
 
-from deltagdml.dataset import Dataset, save_dataset
-from deltagdml.model import GDMLModel
-from deltagdml.model_io import load_model, save_model
+from deltagdml.gdml.dataset import Dataset, save_dataset
+from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.model_io import load_model, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "interop" / "sgdml_reference.py"
@@ -92,8 +92,8 @@ def test_sgdml_model_loads_here_and_training_agrees(methane, tmp_path):
 
 def test_each_part_of_a_delta_model_file_predicts_identically_in_sgdml(water, methane, tmp_path):
     """A Δ model file's parts, extracted, are plain sGDML models that sGDML 1.0.3 runs."""
-    from deltagdml.composite import DeltaModel
-    from deltagdml.delta_io import extract_part, save_delta_model
+    from deltagdml.gdml.composite import DeltaModel
+    from deltagdml.gdml.delta_io import extract_part, save_delta_model
 
     Rw, Ew, Fw = water.sample(30)
     Rm, Em, Fm = methane.sample(30)

@@ -3,23 +3,23 @@
 import numpy as np
 import pytest
 
-from deltagdml.cg import Checkpoint, conjugate_gradient
-from deltagdml.config import TRAINING_DEFAULTS
-from deltagdml.descriptor import dense_jacobian, descriptor_and_jacobian
 from deltagdml.errors import ModelError
-from deltagdml.iterative import (
+from deltagdml.gdml.descriptor import dense_jacobian, descriptor_and_jacobian
+from deltagdml.gdml.kernel import assemble_kernel
+from deltagdml.gdml.metrics import mae
+from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.selection import select_sigma
+from deltagdml.gdml.solvers.cg import Checkpoint, conjugate_gradient
+from deltagdml.gdml.solvers.choice import choose_solver, estimate_memory, training_mem_mb
+from deltagdml.gdml.solvers.nystrom import (
     IterativeOptions,
     KernelOperator,
     NystromPreconditioner,
     fingerprint,
     inducing_geometries,
 )
-from deltagdml.kernel import assemble_kernel
-from deltagdml.metrics import mae
-from deltagdml.model import GDMLModel
-from deltagdml.selection import select_sigma
-from deltagdml.solvers import choose_solver, estimate_memory, training_mem_mb
-from deltagdml.symmetry import descriptor_permutation, find_permutations
+from deltagdml.gdml.symmetry import descriptor_permutation, find_permutations
+from deltagdml.settings import TrainingSettings
 
 
 @pytest.fixture(params=["symmetric", "identity"])
@@ -179,7 +179,7 @@ def test_paper_sizes_choose_iterative_within_16_gb():
     assert training_mem_mb(100, 5, 24, 16) == pytest.approx(
         estimate_memory(100, 5, 24, "analytic") / 2**20, abs=1
     )
-    assert TRAINING_DEFAULTS["solver"] == "auto" and TRAINING_DEFAULTS["max_memory_gb"] == 16
+    assert TrainingSettings().solver == "auto" and TrainingSettings().max_memory_gb == 16
 
 
 def test_sigma_search_with_iterative_solver(methane):
@@ -202,9 +202,9 @@ def test_sigma_search_with_iterative_solver(methane):
 
 def test_pipeline_training_with_iterative_solver(methane, tmp_path, caplog):
     from deltagdml.data.splits import make_splits, save_splits
-    from deltagdml.dataset import Dataset, save_dataset
-    from deltagdml.model_io import load_model
-    from deltagdml.pipeline import train
+    from deltagdml.gdml.dataset import Dataset, save_dataset
+    from deltagdml.gdml.model_io import load_model
+    from deltagdml.workflow.steps.train import train
 
     R, E, F = methane.sample(50)
     save_dataset(Dataset(R=R, z=methane.z, F=F, E=E), tmp_path / "full.npz")

@@ -5,8 +5,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from deltagdml.errors import DatasetError, DeltaGDMLError, ModelError
-from deltagdml.metrics import mae
-from deltagdml.model import GDMLModel
+from deltagdml.gdml.metrics import mae
+from deltagdml.gdml.model import GDMLModel
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_unfitted_model_refuses_to_predict():
 def test_blocked_cholesky_equals_lapack(monkeypatch):
     # Above LAPACK_CHOLESKY_MAX_ORDER the factorisation is blocked (OpenBLAS's threaded
     # dpotrf crashes on large matrices); force that path on a small matrix.
-    from deltagdml import solvers
+    from deltagdml.gdml.solvers import choice as solvers
 
     monkeypatch.setattr(solvers, "LAPACK_CHOLESKY_MAX_ORDER", 50)
     rng = np.random.default_rng(1)

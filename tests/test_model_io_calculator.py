@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from deltagdml.calculator import GDMLCalculator
 from deltagdml.cli import main
-from deltagdml.dataset import Dataset, save_dataset
 from deltagdml.errors import ModelError
-from deltagdml.model import GDMLModel
-from deltagdml.model_io import load_model, save_model
-from deltagdml.selection import select_sigma
+from deltagdml.gdml.calculator import GDMLCalculator
+from deltagdml.gdml.dataset import Dataset, save_dataset
+from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.model_io import load_model, save_model
+from deltagdml.gdml.selection import select_sigma
 from deltagdml.units import EV_PER_KCAL_MOL
 
 

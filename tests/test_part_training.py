@@ -10,13 +10,20 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from deltagdml import pipeline  # noqa: E402
-from deltagdml.config import check_config, training_settings  # noqa: E402
-from deltagdml.data.splits import load_splits, make_splits, save_splits, train_indices  # noqa: E402
-from deltagdml.dataset import Dataset, save_dataset  # noqa: E402
+from deltagdml.data.splits import (  # noqa: E402
+    load_splits,
+    make_splits,
+    save_splits,
+    train_indices,
+    train_valid_test_split,  # noqa: E402
+)
 from deltagdml.errors import ConfigError, DatasetError  # noqa: E402
-from deltagdml.model_io import load_model  # noqa: E402
-from deltagdml.sampling import train_valid_test_split  # noqa: E402
+from deltagdml.gdml.dataset import Dataset, save_dataset  # noqa: E402
+from deltagdml.gdml.model_io import load_model  # noqa: E402
+from deltagdml.workflow.checks import check_config
+from deltagdml.workflow.config import training_settings  # noqa: E402
+from deltagdml.workflow.steps.data import split  # noqa: E402
+from deltagdml.workflow.steps.train import train_model  # noqa: E402
 
 
 def test_without_part_sizes_the_splits_are_unchanged():
@@ -77,9 +84,9 @@ def water_benzene_config(**parts) -> dict:
 
 def test_part_settings_merge_and_are_checked():
     config = water_benzene_config(fragment_0={"n_train": 30, "symmetries": "none"})
-    assert training_settings(config, "water_benzene", "fragment_0")["n_train"] == 30
-    assert training_settings(config, "water_benzene", "fragment_0")["symmetries"] == "none"
-    assert training_settings(config, "water_benzene", "full")["symmetries"] == "auto"
+    assert training_settings(config, "water_benzene", "fragment_0").n_train == 30
+    assert training_settings(config, "water_benzene", "fragment_0").symmetries == "none"
+    assert training_settings(config, "water_benzene", "full").symmetries == "auto"
     assert "parts" not in training_settings(config, "water_benzene", "full")
     check_config(config)
     # the largest part sets the training pool, which must fit in the sampled frames
@@ -131,20 +138,21 @@ def test_train_uses_the_parts_own_size_and_symmetries(tmp_path):
         binding={"n_train": 20, "symmetries": "auto", "sigmas": [10]},
     )
     save_dataset(ds, tmp_path / "full.npz")
-    pipeline.split(config, "water_benzene", str(tmp_path / "full.npz"), str(tmp_path / "s.npz"))
+    full, splits_path = str(tmp_path / "full.npz"), str(tmp_path / "s.npz")
+    split(config=config, system="water_benzene", full=full, splits=splits_path)
     splits = load_splits(tmp_path / "s.npz", 60)
     assert splits["train"].size == 20 and splits["train_full"].size == 6
     for part, n, n_perms in (("full", 6, 1), ("binding", 20, None)):
         out = {k: str(tmp_path / f"{part}_{k}") for k in ("model.npz", "s.csv", "t.csv")}
-        pipeline.train(
-            config,
-            "water_benzene",
-            part,
-            str(tmp_path / "full.npz"),
-            str(tmp_path / "s.npz"),
-            out["model.npz"],
-            out["s.csv"],
-            out["t.csv"],
+        train_model(
+            config=config,
+            system="water_benzene",
+            part=part,
+            dataset=full,
+            splits=splits_path,
+            model=out["model.npz"],
+            scores=out["s.csv"],
+            timing=out["t.csv"],
         )
         model = load_model(out["model.npz"])
         assert model.X_train_.shape[0] == n

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from deltagdml.data.splits import stratified_sample, train_valid_test_split
 from deltagdml.errors import DatasetError
-from deltagdml.sampling import stratified_sample, train_valid_test_split
 
 
 def test_quota_per_energy_bin_is_proportional():

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from deltagdml.config import check_config, sampling_settings
 from deltagdml.data.calculators import check_calculator_spec, make_calculator
 from deltagdml.data.frame_selection import (
     coverage,
@@ -18,10 +17,12 @@ from deltagdml.data.frame_selection import (
     select_frames,
 )
 from deltagdml.data.labelling import load_labels
-from deltagdml.data.md_sampling import load_trajectory, sample_md
+from deltagdml.data.sampling import load_trajectory, sample_md
 from deltagdml.errors import ConfigError
-from deltagdml.pipeline import label_chunk, sample_replica, select
 from deltagdml.units import KCAL_MOL_PER_EV
+from deltagdml.workflow.checks import check_config
+from deltagdml.workflow.config import sampling_settings
+from deltagdml.workflow.steps import data as steps
 
 REPO = Path(__file__).parents[1]
 GFNFF = {"name": "gfnff"}
@@ -52,12 +53,17 @@ def run_sampling(config: dict, out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {f"replica_{r}": out / f"replica_{r}.npz" for r in range(2)}
     for r in range(2):
-        sample_replica(config, "water_benzene", r, str(paths[f"replica_{r}"]))
+        steps.sample_replica(
+            config=config,
+            system="water_benzene",
+            replica=r,
+            trajectory=str(paths[f"replica_{r}"]),
+        )
     paths |= {key: out / f"selected.{key}" for key in ("npz", "csv", "png", "pdf")}
-    select(
-        config,
-        "water_benzene",
-        [str(paths["replica_0"]), str(paths["replica_1"])],
+    steps.select_frames(
+        config=config,
+        system="water_benzene",
+        replicas=[str(paths["replica_0"]), str(paths["replica_1"])],
         trajectory=str(paths["npz"]),
         table=str(paths["csv"]),
         png=str(paths["png"]),
@@ -78,7 +84,9 @@ def test_sampler_drives_the_md_and_the_reference_labels_it(sampled, tmp_path):
     system = check_config(config)["water_benzene"]
     replica = load_trajectory(paths["replica_1"])
     # the replica is the sampler's (GFN-FF) trajectory, not the reference method's
-    kwargs = dict(n_frames=6, stride=3, seed=6, restraint=config["sampling"].get("restraint"))
+    kwargs = dict(
+        n_frames=6, stride=3, seed=6, restraint=sampling_settings(config, "water_benzene").restraint
+    )
     with_sampler = sample_md(system, GFNFF, 400, 0.5, **kwargs, progress=lambda m: None)
     with_reference = sample_md(
         system, config["reference"], 400, 0.5, **kwargs, progress=lambda m: None
@@ -89,7 +97,14 @@ def test_sampler_drives_the_md_and_the_reference_labels_it(sampled, tmp_path):
     traj = load_trajectory(paths["npz"])
     assert str(traj["sampler"]) == "GFN-FF (gfnff)"
     assert str(traj["reference"]) == "GFN2-xTB (tblite)"
-    label_chunk(config, "water_benzene", str(paths["npz"]), 0, 1, str(tmp_path / "labels.npz"))
+    steps.label_chunk(
+        config=config,
+        system="water_benzene",
+        trajectory=str(paths["npz"]),
+        chunk=0,
+        n_chunks=1,
+        labels=str(tmp_path / "labels.npz"),
+    )
     labels = load_labels(tmp_path / "labels.npz", system)
     reference = make_calculator(config["reference"], system.charge, system.multiplicity)
     sampler = make_calculator(GFNFF, system.charge, system.multiplicity)
@@ -182,9 +197,9 @@ def test_time_selection_keeps_every_frame_when_sizes_match():
 def test_sampling_settings_resolve_replicas_and_sampler(tmp_path):
     config = replica_config(tmp_path, frames_per_replica=None, n_frames=9)
     s = sampling_settings(config, "water_benzene")
-    assert s["frames_per_replica"] == 5 and s["calculator"] == GFNFF
+    assert s.frames_per_replica == 5 and s.calculator == GFNFF
     del config["sampling"]["calculator"]
-    assert sampling_settings(config, "water_benzene")["calculator"] == config["reference"]
+    assert sampling_settings(config, "water_benzene").calculator == config["reference"]
     config["sampling"] |= {"frames_per_replica": 4}
     with pytest.raises(ConfigError, match=r"n_frames = 9 asks 5 frames of each of 2 repl"):
         sampling_settings(config, "water_benzene")

@@ -12,7 +12,7 @@ from scipy.linalg import block_diag
 from scipy.spatial.transform import Rotation
 
 from deltagdml.errors import DatasetError
-from deltagdml.symmetry import (
+from deltagdml.gdml.symmetry import (
     bond_graph,
     close_group,
     descriptor_permutation,

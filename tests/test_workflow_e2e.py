@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from deltagdml.dataset import load_dataset
-from deltagdml.model_io import load_model
+from deltagdml.gdml.dataset import load_dataset
+from deltagdml.gdml.model_io import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]

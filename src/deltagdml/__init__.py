@@ -4,9 +4,8 @@
 (kcal/mol, kcal/mol/Å, Å). ``GDMLCalculator(model)`` serves either to ASE (eV, eV/Å).
 """
 
-__version__ = "0.1.0"
-
-from .calculator import GDMLCalculator  # noqa: E402
-from .delta_io import load_model  # noqa: E402
+from deltagdml.gdml.calculator import GDMLCalculator
+from deltagdml.gdml.delta_io import load_model
+from deltagdml.version import __version__
 
 __all__ = ["GDMLCalculator", "__version__", "load_model"]

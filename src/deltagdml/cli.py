@@ -18,26 +18,29 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from . import __version__
-from .atomic_io import atomic_path, save_npz_atomic
-from .calculator import GDMLCalculator
-from .composite import DeltaModel
-from .config import TRAINING_DEFAULTS, model_parts
-from .data.calculators import calculator_label, check_calculator_spec, set_single_thread
-from .data.delta import build_delta_datasets
-from .data.ingest import ingest_dataset
-from .data.splits import load_splits, make_splits
-from .data.systems import System, system_from_config
-from .dataset import Dataset, load_dataset
-from .delta_io import TrainingRecord, extract_part, load_model, save_delta_model
-from .dynamics import DEFAULTS as MD_DEFAULTS
-from .errors import DatasetError, DeltaGDMLError
-from .frames_io import ase_format, write_frames
-from .metrics import error_summary
-from .model import GDMLModel
-from .model_io import save_model
-from .sampling import stratified_sample, train_valid_test_split
-from .selection import select_sigma_configured
+from deltagdml.atomic_io import atomic_path, save_npz_atomic
+from deltagdml.data.calculators import calculator_label, check_calculator_spec, set_single_thread
+from deltagdml.data.delta import build_delta_datasets
+from deltagdml.data.frames import ase_format, write_frames
+from deltagdml.data.ingest import ingest_dataset
+from deltagdml.data.splits import (
+    load_splits,
+    make_splits,
+    stratified_sample,
+    train_valid_test_split,
+)
+from deltagdml.data.systems import System, model_parts, system_from_config
+from deltagdml.errors import DatasetError, DeltaGDMLError
+from deltagdml.gdml.calculator import GDMLCalculator
+from deltagdml.gdml.composite import DeltaModel
+from deltagdml.gdml.dataset import Dataset, load_dataset
+from deltagdml.gdml.delta_io import TrainingRecord, extract_part, load_model, save_delta_model
+from deltagdml.gdml.metrics import error_summary
+from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.model_io import save_model
+from deltagdml.gdml.selection import select_sigma_configured
+from deltagdml.settings import DynamicsSettings, StabilitySettings, TrainingSettings
+from deltagdml.version import __version__
 
 log = logging.getLogger("deltagdml")
 Model = GDMLModel | DeltaModel
@@ -114,14 +117,13 @@ def _system(ds: Dataset, args: argparse.Namespace) -> System:
 
 
 # -- commands -------------------------------------------------------------------------------
-def _settings(args: argparse.Namespace) -> dict:
-    return {
-        **TRAINING_DEFAULTS,
-        "sigmas": args.sigmas,
-        "lam": args.lam,
-        "symmetries": args.perms,
-        "patience": args.patience,
-    }
+def _settings(args: argparse.Namespace) -> TrainingSettings:
+    return TrainingSettings(
+        sigmas=tuple(args.sigmas),
+        lam=args.lam,
+        symmetries=args.perms,
+        patience=args.patience,
+    )
 
 
 def _perms(value: str) -> str | np.ndarray:
@@ -142,7 +144,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.splits:
         split = load_splits(args.splits, ds.n_geometries)
     else:
-        split = train_valid_test_split(ds.E, args.n_train, args.n_valid, 0, args.seed)
+        split = train_valid_test_split(
+            ds.E, args.n_train, args.n_valid, 0, args.seed, n_geometries=ds.n_geometries
+        )
     log.info(
         "training on %d geometries of %s (%d atoms), validating on %d",
         len(split["train"]),
@@ -178,7 +182,7 @@ def cmd_train_delta(args: argparse.Namespace) -> None:
         raise CLIError("give --fragment-labels (one file per fragment) or --calculator")
     ds = load_dataset(args.dataset) if args.dataset.endswith(".npz") else None
     if ds is None:
-        from .data.ingest import read_labelled_geometries
+        from deltagdml.data.ingest import read_labelled_geometries
 
         R, z, E, F = read_labelled_geometries(args.dataset)
         ds = Dataset(R=R, z=z, F=F, E=E, name=Path(args.dataset).stem)
@@ -193,7 +197,10 @@ def cmd_train_delta(args: argparse.Namespace) -> None:
     )
     theory = ds.theory if labels_in else calculator_label(spec)
     datasets = build_delta_datasets(system, labels, theory)
-    split = make_splits(datasets["full"].E, args.n_train, args.n_valid, 0, args.seed)
+    full = datasets["full"]
+    split = make_splits(
+        full.E, args.n_train, args.n_valid, 0, args.seed, n_geometries=full.n_geometries
+    )
     settings = _settings(args)
     parts = [p for p in model_parts(system) if p != "full" or args.full_model]
     models, info = {}, {}
@@ -204,10 +211,11 @@ def cmd_train_delta(args: argparse.Namespace) -> None:
             d.subset(split["train"]), d.subset(split["valid"]), settings, _perms(args.perms)
         )
         info[part] = {"md5_train": d.md5(), "md5_valid": d.md5()}
+    binding = datasets["binding"].extra
     constants = dict(
         zip(
-            datasets["binding"].extra["constant_fragments"].tolist(),
-            datasets["binding"].extra["constant_energies"].tolist(),
+            binding["constant_fragments"].tolist(),
+            binding["constant_energies"].tolist(),
             strict=True,
         )
     )
@@ -248,7 +256,8 @@ def cmd_test(args: argparse.Namespace) -> None:
         idx = np.setdiff1d(np.arange(ds.n_geometries), used)
         if args.n_test and args.n_test < idx.size:
             E = None if ds.E is None else ds.E[idx]
-            idx = idx[np.sort(stratified_sample(E, args.n_test, np.random.default_rng(args.seed)))]
+            rng = np.random.default_rng(args.seed)
+            idx = idx[stratified_sample(E, args.n_test, rng, n_geometries=idx.size)]
     if idx.size == 0:
         raise CLIError(f"{args.dataset}: no geometries left to test on")
     test = ds.subset(idx)
@@ -277,13 +286,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def _fragments_of(model: Model, start: Atoms) -> list[np.ndarray]:
     if isinstance(model, DeltaModel):
         return [f.atoms for f in model.fragments]
-    from .data.systems import connectivity_fragments
+    from deltagdml.data.systems import connectivity_fragments
 
     return connectivity_fragments(start)
 
 
 def cmd_md(args: argparse.Namespace) -> None:
-    from .dynamics.run import MDCalculator, StabilityCriteria, run_md
+    from deltagdml.dynamics.run import MDCalculator, run_md
 
     _outputs_ok([args.model, args.start], [args.output])
     ase_format(args.output)
@@ -300,7 +309,7 @@ def cmd_md(args: argparse.Namespace) -> None:
         args.stride,
         args.friction,
         args.seed,
-        StabilityCriteria(**MD_DEFAULTS["stability"]),
+        StabilitySettings(),
         progress=lambda line: print(f"md: {line}", file=sys.stderr, flush=True),
     )
     E, F = model.predict(result.R)
@@ -347,18 +356,19 @@ def cmd_extract(args: argparse.Namespace) -> None:
 
 # -- parser ---------------------------------------------------------------------------------
 def _training_options(p: argparse.ArgumentParser) -> None:
-    d = TRAINING_DEFAULTS
-    p.add_argument("--n-train", type=int, default=d["n_train"], help="training geometries")
-    p.add_argument("--n-valid", type=int, default=d["n_valid"], help="validation (σ choice)")
-    p.add_argument("--sigmas", type=float, nargs="+", default=d["sigmas"], help="σ grid")
-    p.add_argument("--lam", type=float, default=d["lam"], help="regularisation")
-    p.add_argument("--patience", type=int, default=d["patience"], help="σ search early stop")
-    p.add_argument("--perms", default=d["symmetries"], help="auto, none, or a .npy (P, N) array")
+    d = TrainingSettings()
+    p.add_argument("--n-train", type=int, default=d.n_train, help="training geometries")
+    p.add_argument("--n-valid", type=int, default=d.n_valid, help="validation (σ choice)")
+    p.add_argument("--sigmas", type=float, nargs="+", default=list(d.sigmas), help="σ grid")
+    p.add_argument("--lam", type=float, default=d.lam, help="regularisation")
+    p.add_argument("--patience", type=int, default=d.patience, help="σ search early stop")
+    p.add_argument("--perms", default=d.symmetries, help="auto, none, or a .npy (P, N) array")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits")
 
 
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
+    md = DynamicsSettings()
     p = argparse.ArgumentParser(prog="deltagdml", description=__doc__, formatter_class=fmt)
     p.add_argument("--version", action="version", version=f"deltagdml {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -419,9 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("start", help="start geometry (any ase.io file; the first frame)")
     m.add_argument("--temperature", type=float, default=300.0, help="K")
     m.add_argument("--steps", type=int, default=2000, help="MD steps")
-    m.add_argument("--timestep", type=float, default=MD_DEFAULTS["timestep_fs"], help="fs")
-    m.add_argument("--friction", type=float, default=MD_DEFAULTS["friction_per_fs"], help="1/fs")
-    m.add_argument("--stride", type=int, default=MD_DEFAULTS["stride"], help="steps per frame")
+    m.add_argument("--timestep", type=float, default=md.timestep_fs, help="fs")
+    m.add_argument("--friction", type=float, default=md.friction_per_fs, help="1/fs")
+    m.add_argument("--stride", type=int, default=md.stride, help="steps per frame")
     m.add_argument("--seed", type=int, default=0, help="seed of the velocities and noise")
     m.add_argument("-o", "--output", required=True, help=".traj, .xyz or .extxyz (eV, eV/Å)")
     m.set_defaults(func=cmd_md)

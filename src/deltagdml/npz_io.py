@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DatasetError, DeltaGDMLError
+from deltagdml.errors import DatasetError, DeltaGDMLError
 
 
 def read_npz(

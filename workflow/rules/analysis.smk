@@ -1,9 +1,8 @@
 # Paper analyses: Coulomb matrix (Fig. 2), descriptor variance (Fig. 3), binding statistics (Fig. 5), force
 # decomposition (Fig. 1) and learning curves of the full and Δ models.
-# Settings: the optional `analysis:` section, defaults in deltagdml.analysis.DEFAULTS.
+# Settings: the optional `analysis:` section, defaults in deltagdml.settings.AnalysisSettings.
 # Input functions are lambdas: the linter wants functions in common.smk only.
-from deltagdml.analysis import learning_curve_sizes
-from deltagdml.config import training_settings
+from deltagdml.workflow.config import learning_curve_sizes, training_settings
 
 # Every output of the analyses, for `rule all`.
 analysis_targets = lambda: [
@@ -50,7 +49,7 @@ rule analysis_descriptor_variance:
 
 rule analysis_coulomb_matrix:
     input:
-        f"{RESULTS}/{{system}}/datasets/full.npz",
+        full=f"{RESULTS}/{{system}}/datasets/full.npz",
     output:
         csv=f"{RESULTS}/{{system}}/analysis/coulomb_matrix_blocks.csv",
         png=report(
@@ -102,7 +101,7 @@ rule analysis_force_decomposition:
 
 rule analysis_binding_stats:
     input:
-        expand(f"{RESULTS}/{{system}}/datasets/binding.npz", system=SYSTEMS),
+        binding=expand(f"{RESULTS}/{{system}}/datasets/binding.npz", system=SYSTEMS),
     output:
         csv=report(
             f"{RESULTS}/analysis/binding_stats.csv",
@@ -141,7 +140,7 @@ rule analysis_learning_curve:
         unpack(
             lambda w: (
                 model_files(w)
-                if training_settings(config, w.system, "full")["n_train"]
+                if training_settings(config, w.system, "full").n_train
                 in learning_curve_sizes(config, w.system)
                 else {}
             )
@@ -168,7 +167,9 @@ rule analysis_learning_curve:
 
 rule analysis_learning_curves:
     input:
-        expand(f"{RESULTS}/{{system}}/analysis/learning_curve.csv", system=SYSTEMS),
+        curves=expand(
+            f"{RESULTS}/{{system}}/analysis/learning_curve.csv", system=SYSTEMS
+        ),
     output:
         csv=f"{RESULTS}/analysis/learning_curves.csv",
         slopes=report(

@@ -1,19 +1,19 @@
 # Shared definitions: systems, wildcard constraints, input functions.
 import sys
 
-from deltagdml.config import (
-    check_config,
-    model_parts,
+from deltagdml.errors import DeltaGDMLError
+from deltagdml.data.systems import model_parts
+from deltagdml.workflow.checks import check_analysis, check_config, check_dynamics
+from deltagdml.workflow.config import (
+    dynamics_settings,
     sampling_settings,
     step_config,
     system_entry,
+    temperature_label,
     training_memory_mb,
     training_settings,
     user_files,
 )
-from deltagdml.analysis import check_analysis
-from deltagdml.dynamics import check_dynamics, dynamics_settings, temperature_label
-from deltagdml.errors import DeltaGDMLError
 
 try:  # every check that needs no job runs here, so `snakemake -n` refuses a bad config
     SYSTEMS = check_config(
@@ -76,7 +76,7 @@ def labels_input(wildcards):
 
 def replica_files(wildcards):
     """The sampling replicas of a system, one per temperature."""
-    n = len(sampling_settings(config, wildcards.system)["temperatures_K"])
+    n = len(sampling_settings(config, wildcards.system).temperatures_K)
     return [
         f"{RESULTS}/{wildcards.system}/data/replicas/replica_{r}.npz" for r in range(n)
     ]
@@ -173,8 +173,8 @@ def md_run_files(system):
     s = dynamics_settings(config, system)
     return [
         f"{RESULTS}/{system}/dynamics/runs/{model}_{temperature_label(t)}K.npz"
-        for model in s["models"]
-        for t in s["temperatures_K"]
+        for model in s.models
+        for t in s.temperatures_K
     ]
 
 

@@ -3,7 +3,7 @@
 
 rule sample_replica:
     input:
-        structure_files,
+        structure=structure_files,
     output:
         trajectory=f"{RESULTS}/{{system}}/data/replicas/replica_{{replica}}.npz",
         frames=f"{RESULTS}/{{system}}/data/replicas/replica_{{replica}}.extxyz",
@@ -24,7 +24,7 @@ rule sample_replica:
 
 rule select_frames:
     input:
-        replica_files,
+        replicas=replica_files,
     output:
         trajectory=f"{RESULTS}/{{system}}/data/trajectory.npz",
         table=f"{RESULTS}/{{system}}/data/labelled_frames.csv",
@@ -50,9 +50,9 @@ rule select_frames:
 
 rule label_chunk:
     input:
-        f"{RESULTS}/{{system}}/data/trajectory.npz",
+        trajectory=f"{RESULTS}/{{system}}/data/trajectory.npz",
     output:
-        temp(f"{RESULTS}/{{system}}/data/labels/chunk_{{chunk}}.npz"),
+        labels=temp(f"{RESULTS}/{{system}}/data/labels/chunk_{{chunk}}.npz"),
     log:
         f"{RESULTS}/logs/{{system}}/label_chunk_{{chunk}}.log",
     benchmark:
@@ -71,7 +71,7 @@ rule label_chunk:
 
 rule merge_labels:
     input:
-        label_chunks,
+        chunks=label_chunks,
     output:
         labels=f"{RESULTS}/{{system}}/data/labels.npz",
         frames=f"{RESULTS}/{{system}}/data/labelled_frames.extxyz",
@@ -89,7 +89,7 @@ rule ingest_dataset:
     input:
         user_data_files,
     output:
-        f"{RESULTS}/{{system}}/data/ingested_labels.npz",
+        labels=f"{RESULTS}/{{system}}/data/ingested_labels.npz",
     log:
         f"{RESULTS}/logs/{{system}}/ingest_dataset.log",
     benchmark:
@@ -105,9 +105,9 @@ rule ingest_dataset:
 
 rule delta_dataset:
     input:
-        labels_input,
+        labels=labels_input,
     output:
-        f"{RESULTS}/{{system}}/datasets/{{dataset}}.npz",
+        dataset=f"{RESULTS}/{{system}}/datasets/{{dataset}}.npz",
     log:
         f"{RESULTS}/logs/{{system}}/delta_dataset_{{dataset}}.log",
     benchmark:
@@ -122,9 +122,9 @@ rule delta_dataset:
 
 rule split:
     input:
-        f"{RESULTS}/{{system}}/datasets/full.npz",
+        full=f"{RESULTS}/{{system}}/datasets/full.npz",
     output:
-        f"{RESULTS}/{{system}}/splits.npz",
+        splits=f"{RESULTS}/{{system}}/splits.npz",
     log:
         f"{RESULTS}/logs/{{system}}/split.log",
     benchmark:

@@ -32,7 +32,7 @@ rule md_run:
 
 rule md_analyse:
     input:
-        md_runs,
+        runs=md_runs,
     output:
         stability=f"{RESULTS}/{{system}}/dynamics/stability.csv",
         msad=f"{RESULTS}/{{system}}/dynamics/msad.csv",

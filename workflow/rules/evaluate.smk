@@ -70,7 +70,7 @@ rule model_card:
         splits=f"{RESULTS}/{{system}}/splits.npz",
         metrics=f"{RESULTS}/{{system}}/evaluation/metrics.csv",
     output:
-        f"{RESULTS}/{{system}}/models/{{card}}.card.json",
+        card=f"{RESULTS}/{{system}}/models/{{card}}.card.json",
     log:
         f"{RESULTS}/logs/{{system}}/model_card_{{card}}.log",
     benchmark:

@@ -33,7 +33,7 @@ rule delta_model:
         full_dataset=f"{RESULTS}/{{system}}/datasets/full.npz",
         splits=f"{RESULTS}/{{system}}/splits.npz",
     output:
-        f"{RESULTS}/{{system}}/models/delta.npz",
+        model=f"{RESULTS}/{{system}}/models/delta.npz",
     log:
         f"{RESULTS}/logs/{{system}}/delta_model.log",
     benchmark:
@@ -42,6 +42,5 @@ rule delta_model:
         ENV
     params:
         config=params_for("reference"),
-        parts=lambda w: list(delta_part_files(w)),
     script:
         "../scripts/delta_model.py"

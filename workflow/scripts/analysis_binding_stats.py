@@ -1,13 +1,13 @@
-"""Binding energies and binding-force magnitudes across systems (paper Fig. 5)."""
+"""Rule analysis_binding_stats: Fig. 5: binding statistics of all systems."""
 
-from deltagdml.analysis.binding_stats import run
-from deltagdml.pipeline import setup_logging
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.analysis import binding_stats
 
 setup_logging(snakemake.log[0])
-run(
-    list(snakemake.params.systems),
-    list(snakemake.input),
-    snakemake.output.csv,
-    snakemake.output.png,
-    snakemake.output.pdf,
+binding_stats(
+    systems=list(snakemake.params.systems),
+    binding=list(snakemake.input.binding),
+    csv=snakemake.output.csv,
+    png=snakemake.output.png,
+    pdf=snakemake.output.pdf,
 )

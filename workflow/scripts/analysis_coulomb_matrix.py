@@ -1,14 +1,14 @@
-"""Coulomb matrix of one geometry with its fragment blocks (paper Fig. 2)."""
+"""Rule analysis_coulomb_matrix: Fig. 2: the Coulomb matrix of one system."""
 
-from deltagdml.analysis.coulomb_map import run
-from deltagdml.pipeline import setup_logging
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.analysis import coulomb_matrix_figure
 
 setup_logging(snakemake.log[0])
-run(
-    snakemake.params.config,
-    snakemake.wildcards.system,
-    snakemake.input[0],
-    snakemake.output.csv,
-    snakemake.output.png,
-    snakemake.output.pdf,
+coulomb_matrix_figure(
+    config=snakemake.params.config,
+    system=snakemake.wildcards.system,
+    full=snakemake.input.full,
+    csv=snakemake.output.csv,
+    png=snakemake.output.png,
+    pdf=snakemake.output.pdf,
 )

@@ -1,15 +1,15 @@
-"""Descriptor variance along the trajectory of one system (paper Fig. 3)."""
+"""Rule analysis_descriptor_variance: Fig. 3: descriptor variance of one system."""
 
-from deltagdml.analysis.descriptor_variance import run
-from deltagdml.pipeline import setup_logging
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.analysis import descriptor_variance_figure
 
 setup_logging(snakemake.log[0])
-run(
-    snakemake.params.config,
-    snakemake.wildcards.system,
-    snakemake.input.full,
-    snakemake.input.get("trajectory"),
-    snakemake.output.csv,
-    snakemake.output.png,
-    snakemake.output.pdf,
+descriptor_variance_figure(
+    config=snakemake.params.config,
+    system=snakemake.wildcards.system,
+    full=snakemake.input.full,
+    trajectory=snakemake.input.get("trajectory"),
+    csv=snakemake.output.csv,
+    png=snakemake.output.png,
+    pdf=snakemake.output.pdf,
 )

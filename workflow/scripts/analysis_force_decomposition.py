@@ -1,14 +1,16 @@
-"""Full, isolated-fragment and binding forces of a representative frame (paper Fig. 1)."""
+"""Rule analysis_force_decomposition: Fig. 1: force decomposition of one system."""
 
-from deltagdml.analysis.force_decomposition import run
-from deltagdml.pipeline import setup_logging
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.analysis import force_decomposition_figure
 
 setup_logging(snakemake.log[0])
-run(
-    snakemake.params.config,
-    snakemake.wildcards.system,
-    {key: snakemake.input[key] for key in ("full", "nonint", "binding")},
-    snakemake.output.csv,
-    snakemake.output.png,
-    snakemake.output.pdf,
+force_decomposition_figure(
+    config=snakemake.params.config,
+    system=snakemake.wildcards.system,
+    full=snakemake.input.full,
+    nonint=snakemake.input.nonint,
+    binding=snakemake.input.binding,
+    csv=snakemake.output.csv,
+    png=snakemake.output.png,
+    pdf=snakemake.output.pdf,
 )

@@ -1,15 +1,21 @@
-"""Test errors of the full and Δ models of one system versus training-set size."""
+"""Rule analysis_learning_curve: Learning curve of one system."""
 
-from deltagdml.analysis.learning_curves import run
-from deltagdml.pipeline import setup_logging
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.analysis import learning_curve_table
 
 setup_logging(snakemake.log[0])
-inputs = dict(snakemake.input.items())
-run(
-    snakemake.params.config,
-    snakemake.wildcards.system,
-    {k.removeprefix("dataset_"): v for k, v in inputs.items() if k.startswith("dataset_")},
-    snakemake.input.splits,
-    {k.removeprefix("model_"): v for k, v in inputs.items() if k.startswith("model_")} or None,
-    snakemake.output.csv,
+learning_curve_table(
+    config=snakemake.params.config,
+    system=snakemake.wildcards.system,
+    datasets={
+        k.removeprefix("dataset_"): v
+        for k, v in snakemake.input.items()
+        if k.startswith("dataset_")
+    },
+    splits=snakemake.input.splits,
+    models={
+        k.removeprefix("model_"): v for k, v in snakemake.input.items() if k.startswith("model_")
+    }
+    or None,
+    csv=snakemake.output.csv,
 )

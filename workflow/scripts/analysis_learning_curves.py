@@ -1,13 +1,13 @@
-"""Learning curves of all systems: one table, fitted log-log slopes and the figure."""
+"""Rule analysis_learning_curves: Learning curves of all systems and their slopes."""
 
-from deltagdml.analysis.learning_curves import run_summary
-from deltagdml.pipeline import setup_logging
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.analysis import learning_curves_summary
 
 setup_logging(snakemake.log[0])
-run_summary(
-    list(snakemake.input),
-    snakemake.output.csv,
-    snakemake.output.slopes,
-    snakemake.output.png,
-    snakemake.output.pdf,
+learning_curves_summary(
+    curves=list(snakemake.input.curves),
+    csv=snakemake.output.csv,
+    slopes_csv=snakemake.output.slopes,
+    png=snakemake.output.png,
+    pdf=snakemake.output.pdf,
 )

@@ -1,18 +1,20 @@
-"""Test-set errors of the full and Δ models of one system."""
+"""Rule evaluate: Test-set errors of the full and Δ models."""
 
-from deltagdml.pipeline import evaluate, setup_logging
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.evaluate import evaluate
 
 setup_logging(snakemake.log[0])
-models = {k.removeprefix("model_"): v for k, v in snakemake.input.items() if k.startswith("model_")}
 evaluate(
-    snakemake.params.config,
-    snakemake.wildcards.system,
-    snakemake.input.full_dataset,
-    snakemake.input.binding_dataset,
-    snakemake.input.splits,
-    models,
-    snakemake.output.metrics,
-    snakemake.output.fragments,
-    snakemake.output.predictions,
-    list(snakemake.input.scores),
+    config=snakemake.params.config,
+    system=snakemake.wildcards.system,
+    models={
+        k.removeprefix("model_"): v for k, v in snakemake.input.items() if k.startswith("model_")
+    },
+    scores=list(snakemake.input.scores),
+    full_dataset=snakemake.input.full_dataset,
+    binding_dataset=snakemake.input.binding_dataset,
+    splits=snakemake.input.splits,
+    metrics=snakemake.output.metrics,
+    fragments=snakemake.output.fragments,
+    predictions=snakemake.output.predictions,
 )

@@ -1,13 +1,14 @@
-"""Reference energies/forces of complex and fragments for one chunk of frames."""
+"""Rule label_chunk: Reference labels of one chunk of frames."""
 
-from deltagdml.pipeline import label_chunk, setup_logging
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.data import label_chunk
 
 setup_logging(snakemake.log[0])
 label_chunk(
-    snakemake.params.config,
-    snakemake.wildcards.system,
-    snakemake.input[0],
-    int(snakemake.wildcards.chunk),
-    snakemake.params.n_chunks,
-    snakemake.output[0],
+    config=snakemake.params.config,
+    system=snakemake.wildcards.system,
+    trajectory=snakemake.input.trajectory,
+    chunk=int(snakemake.wildcards.chunk),
+    n_chunks=snakemake.params.n_chunks,
+    labels=snakemake.output.labels,
 )

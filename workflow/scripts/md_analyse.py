@@ -1,12 +1,12 @@
-"""Stability table, free-energy surfaces and MSAD of the MD runs of one system."""
+"""Rule md_analyse: Stability, free-energy surfaces and MSAD of one system's MD runs."""
 
-from deltagdml.dynamics.steps import analyse
-from deltagdml.pipeline import setup_logging
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.dynamics import md_analyse
 
 setup_logging(snakemake.log[0])
-analyse(
-    snakemake.params.config,
-    snakemake.wildcards.system,
-    list(snakemake.input),
-    dict(snakemake.output.items()),
+md_analyse(
+    config=snakemake.params.config,
+    system=snakemake.wildcards.system,
+    runs=list(snakemake.input.runs),
+    **dict(snakemake.output.items()),
 )

@@ -1,11 +1,11 @@
-"""MD stability table over all systems and MD speed per model."""
+"""Rule md_summary: MD stability over all systems."""
 
-from deltagdml.dynamics.steps import summarise
-from deltagdml.pipeline import setup_logging
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.dynamics import md_summary
 
 setup_logging(snakemake.log[0])
-summarise(
-    list(snakemake.input.stability),
-    list(snakemake.input.timing),
-    dict(snakemake.output.items()),
+md_summary(
+    stability=list(snakemake.input.stability),
+    timing=list(snakemake.input.timing),
+    **dict(snakemake.output.items()),
 )

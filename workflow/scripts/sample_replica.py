@@ -1,12 +1,13 @@
-"""Langevin MD of one sampling replica with the sampling calculator."""
+"""Rule sample_replica: One sampling replica (Langevin MD at one temperature)."""
 
-from deltagdml.pipeline import sample_replica, setup_logging
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.data import sample_replica
 
 setup_logging(snakemake.log[0])
 sample_replica(
-    snakemake.params.config,
-    snakemake.wildcards.system,
-    int(snakemake.wildcards.replica),
-    snakemake.output.trajectory,
-    snakemake.output.frames,
+    config=snakemake.params.config,
+    system=snakemake.wildcards.system,
+    replica=int(snakemake.wildcards.replica),
+    trajectory=snakemake.output.trajectory,
+    frames=snakemake.output.frames,
 )

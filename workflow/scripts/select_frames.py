@@ -1,12 +1,13 @@
-"""Choose the frames to label among the replicas' frames."""
+"""Rule select_frames: Choose the frames to label among the replicas' frames."""
 
-from deltagdml.pipeline import select, setup_logging
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.data import select_frames
 
 setup_logging(snakemake.log[0])
-select(
-    snakemake.params.config,
-    snakemake.wildcards.system,
-    list(snakemake.input),
+select_frames(
+    config=snakemake.params.config,
+    system=snakemake.wildcards.system,
+    replicas=list(snakemake.input.replicas),
     trajectory=snakemake.output.trajectory,
     table=snakemake.output.table,
     png=snakemake.output.png,

@@ -1,6 +1,12 @@
-"""Energy-stratified train/valid/test indices of one system."""
+"""Rule split: Train/validation/test splits of a system."""
 
-from deltagdml.pipeline import setup_logging, split
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.data import split
 
 setup_logging(snakemake.log[0])
-split(snakemake.params.config, snakemake.wildcards.system, snakemake.input[0], snakemake.output[0])
+split(
+    config=snakemake.params.config,
+    system=snakemake.wildcards.system,
+    full=snakemake.input.full,
+    splits=snakemake.output.splits,
+)

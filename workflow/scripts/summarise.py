@@ -1,11 +1,12 @@
-"""Tables, figures and Markdown summary over all systems."""
+"""Rule summarise: Tables and figures over all systems."""
 
-from deltagdml.pipeline import setup_logging, summarise
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.evaluate import summarise
 
 setup_logging(snakemake.log[0])
 summarise(
-    list(snakemake.input.metrics),
-    list(snakemake.input.fragments),
-    list(snakemake.input.timings),
-    dict(snakemake.output),
+    metrics=list(snakemake.input.metrics),
+    fragments=list(snakemake.input.fragments),
+    timings=list(snakemake.input.timings),
+    out=dict(snakemake.output.items()),
 )

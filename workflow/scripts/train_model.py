@@ -1,15 +1,16 @@
-"""Train one sGDML model with σ chosen on the validation split."""
+"""Rule train_model: Train one sGDML model with σ chosen on the validation split."""
 
-from deltagdml.pipeline import setup_logging, train
+from deltagdml.workflow.logs import setup_logging
+from deltagdml.workflow.steps.train import train_model
 
 setup_logging(snakemake.log[0])
-train(
-    snakemake.params.config,
-    snakemake.wildcards.system,
-    snakemake.wildcards.part,
-    snakemake.input.dataset,
-    snakemake.input.splits,
-    snakemake.output.model,
-    snakemake.output.scores,
-    snakemake.output.timing,
+train_model(
+    config=snakemake.params.config,
+    system=snakemake.wildcards.system,
+    part=snakemake.wildcards.part,
+    dataset=snakemake.input.dataset,
+    splits=snakemake.input.splits,
+    model=snakemake.output.model,
+    scores=snakemake.output.scores,
+    timing=snakemake.output.timing,
 )

@@ -7,14 +7,11 @@ magnitudes |F_b| = |F − F0| (kcal/mol/Å, one per atom and geometry).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 
-from ..atomic_io import atomic_path
-from ..dataset import Dataset, load_dataset
-from ..errors import DatasetError
+from deltagdml.errors import DatasetError
+from deltagdml.gdml.dataset import Dataset
 
 QUANTITIES = {
     "binding_energy": "kcal/mol",
@@ -57,23 +54,3 @@ def statistics_table(values: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
         for q in QUANTITIES
     ]
     return pd.DataFrame(rows)
-
-
-def run(
-    systems: list[str],
-    binding_paths: list[str],
-    csv_path: str | os.PathLike,
-    png: str,
-    pdf: str,
-) -> pd.DataFrame:
-    """Read the binding datasets, write the statistics CSV and the box plots."""
-    from .figures import plot_binding_stats
-
-    values = {
-        s: binding_values(load_dataset(p)) for s, p in zip(systems, binding_paths, strict=True)
-    }
-    table = statistics_table(values)
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    plot_binding_stats(values, png, pdf)
-    return table

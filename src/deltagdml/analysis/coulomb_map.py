@@ -7,16 +7,10 @@ share of the squared Frobenius norm (diagonal entries excluded).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 
-from ..atomic_io import atomic_path
-from ..config import load_system
-from ..dataset import load_dataset
-from ..errors import DatasetError
-from .descriptor_variance import coulomb_matrix, fragment_of_atom
+from deltagdml.analysis.descriptor_variance import fragment_of_atom
 
 
 def block_table(C: np.ndarray, fragments: list[np.ndarray]) -> pd.DataFrame:
@@ -43,36 +37,3 @@ def block_table(C: np.ndarray, fragments: list[np.ndarray]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
-
-
-def run(
-    config: dict,
-    system_name: str,
-    full_path: str,
-    csv_path: str | os.PathLike,
-    png: str,
-    pdf: str,
-    frame: int = 0,
-    base_dir: str = ".",
-) -> pd.DataFrame:
-    """Fig. 2 of one system: Coulomb matrix of geometry ``frame`` of the full dataset."""
-    from .figures import plot_coulomb_matrix
-
-    system = load_system(config, system_name, base_dir)
-    ds = load_dataset(full_path)
-    if not np.array_equal(ds.z, system.z):
-        raise DatasetError(
-            f"{full_path}: the dataset holds other atoms than system '{system_name}'"
-        )
-    C = coulomb_matrix(ds.R[frame], ds.z)
-    table = block_table(C, system.fragments)
-    table.insert(0, "frame", frame)
-    table.insert(0, "system", system_name)
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    names = [
-        system.atoms[f].get_chemical_formula() + {0: "", 1: "⁺", -1: "⁻"}.get(q, f"({q:+d})")
-        for f, q in zip(system.fragments, system.fragment_charges, strict=True)
-    ]
-    plot_coulomb_matrix(system_name, C, system.fragments, names, table, png, pdf)
-    return table

@@ -24,7 +24,6 @@ is constant and NaN when no fragment has two atoms.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,14 +32,9 @@ import pandas as pd
 from ase.data import chemical_symbols, covalent_radii
 from ase.units import Bohr
 
-from ..atomic_io import atomic_path
-from ..config import load_system
-from ..data.md_sampling import load_trajectory
-from ..data.systems import BOND_SCALE
-from ..dataset import load_dataset
-from ..descriptor import descriptor, pair_indices
-from ..errors import ConfigError, DatasetError
-from . import analysis_settings
+from deltagdml.data.systems import BOND_SCALE
+from deltagdml.errors import ConfigError, DatasetError
+from deltagdml.gdml.descriptor import descriptor, pair_indices
 
 ENTRY_KEYS = ("first", "second", "inter")
 UNITS = {"inverse_distance": "1/Ang", "coulomb": "E_h"}
@@ -292,62 +286,3 @@ def summary_rows(
             row[f"std_time_{e.key}"] = float(series.std())
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def load_frames(
-    full_path: str, trajectory_path: str | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Geometries R (Å), atomic numbers and times (ps; None unless the frames are one
-    sampled trajectory in time order, as opposed to a user dataset or several replicas)."""
-    if trajectory_path is None:
-        ds = load_dataset(full_path)
-        return ds.R, ds.z, None
-    traj = load_trajectory(trajectory_path)
-    time_ps = traj["time_fs"] / 1000.0
-    if np.any(np.diff(time_ps) <= 0):
-        return traj["R"], traj["z"], None
-    return traj["R"], traj["z"], time_ps
-
-
-def run(
-    config: dict,
-    system_name: str,
-    full_path: str,
-    trajectory_path: str | None,
-    csv_path: str | os.PathLike,
-    png: str,
-    pdf: str,
-    base_dir: str = ".",
-) -> pd.DataFrame:
-    """Both descriptors' Fig. 3 numbers: write the CSV and the figure.
-
-    Frames come from the sampled trajectory if given, else from the full dataset.
-    """
-    from .figures import plot_descriptor_variance
-
-    system = load_system(config, system_name, base_dir)
-    settings = analysis_settings(config)
-    R, z, time_ps = load_frames(full_path, trajectory_path)
-    if not np.array_equal(z, system.z):
-        raise DatasetError(f"system '{system_name}': the frames hold other atoms than the system")
-    fragments = system.fragments
-    M = R.shape[0]
-    frames = tuple(settings["descriptor_frames"] or (0, M - 1))
-    overrides = (settings["descriptor_entries"] or {}).get(system_name)
-    entries = select_entries(R, z, fragments, overrides)
-    pairs = random_frame_pairs(
-        M, int(settings["descriptor_frame_pairs"]), int(config.get("seed", 0))
-    )
-    results = [
-        descriptor_variance(matrices(R, z), name, fragments, entries, frames, pairs)
-        for name, matrices in DESCRIPTORS.items()
-    ]
-    table = summary_rows(results, fragments, entries, z, frames, len(pairs))
-    table.insert(0, "n_frames", M)
-    table.insert(0, "system", system_name)
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    plot_descriptor_variance(
-        system_name, results, table, entries, z, fragments, time_ps, frames, png, pdf
-    )
-    return table

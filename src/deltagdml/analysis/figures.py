@@ -1,4 +1,4 @@
-"""Figures of the paper analyses (PNG + PDF) in the style of :mod:`deltagdml.plotting`."""
+"""Figures of the paper analyses (PNG + PDF) in the style of :mod:`deltagdml.analysis.plotting`."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from matplotlib.patches import Circle, Patch, Polygon
 from matplotlib.ticker import FuncFormatter, NullFormatter, ScalarFormatter
 from scipy.spatial import ConvexHull
 
-from ..metrics import E_MAE, F_MAE
-from ..plotting import COLORS, LABELS, plt, save_figure, subscript_digits
-from .binding_stats import QUANTITIES
-from .descriptor_variance import DescriptorVariance, Entry, fragment_of_atom
-from .force_decomposition import VIEW_TILT_DEG, ForceDecomposition, nice_floor
+from deltagdml.analysis.binding_stats import QUANTITIES
+from deltagdml.analysis.descriptor_variance import DescriptorVariance, Entry, fragment_of_atom
+from deltagdml.analysis.force_decomposition import VIEW_TILT_DEG, ForceDecomposition, nice_floor
+from deltagdml.analysis.plotting import COLORS, LABELS, plt, save_figure, styled, subscript_digits
+from deltagdml.gdml.metrics import E_MAE, F_MAE
 
 ENTRY_COLORS = {"first": "#1f77b4", "second": "#2ca02c", "inter": "#d62728"}
 DESCRIPTOR_TITLES = {"inverse_distance": "inverse distance 1/r", "coulomb": "Coulomb matrix"}
@@ -63,6 +63,7 @@ def _fragment_map(ax, M: np.ndarray, fragments, title: str, label: str) -> None:
     bar.set_label(label)
 
 
+@styled
 def plot_descriptor_variance(
     system: str,
     results: list[DescriptorVariance],
@@ -143,6 +144,7 @@ def plot_descriptor_variance(
 
 
 # -- Fig. 5: binding statistics ----------------------------------------------------------
+@styled
 def plot_binding_stats(values: dict[str, dict[str, np.ndarray]], png: str, pdf: str) -> None:
     """Fig. 5: box plots of binding energies and binding-force magnitudes per system."""
     systems = list(values)
@@ -219,6 +221,7 @@ def _fragment_color(k: int) -> str:
     return FRAGMENT_COLORS[k % len(FRAGMENT_COLORS)]
 
 
+@styled
 def plot_force_decomposition(
     system: str,
     dec: ForceDecomposition,
@@ -317,6 +320,7 @@ def _plain_log_ticks(axis, lo: float, hi: float) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+@styled
 def plot_learning_curves(table: pd.DataFrame, fits: pd.DataFrame, png: str, pdf: str) -> None:
     """Test force and energy MAE of full and Δ models vs training-set size (log–log)."""
     systems = list(dict.fromkeys(table["system"]))
@@ -371,6 +375,7 @@ def plot_learning_curves(table: pd.DataFrame, fits: pd.DataFrame, png: str, pdf:
 
 
 # -- Fig. 2: Coulomb matrix ---------------------------------------------------------------
+@styled
 def plot_coulomb_matrix(
     name: str,
     C: np.ndarray,

@@ -8,18 +8,13 @@ view plane (see :func:`view_basis`).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from ase.data import chemical_symbols
 
-from ..atomic_io import atomic_path
-from ..config import load_system
-from ..dataset import load_dataset
-from ..errors import DatasetError
-from . import analysis_settings
+from deltagdml.errors import DatasetError
 
 #: Largest accepted |F − (F0 + F_b)| (kcal/mol/Å) in the stored datasets.
 DECOMPOSITION_TOL = 1e-6
@@ -148,27 +143,3 @@ def atom_table(dec: ForceDecomposition, z: np.ndarray, fragments: list[np.ndarra
         if name != "R":
             table[f"{name}_norm_{unit}"] = np.linalg.norm(vec, axis=1)
     return table
-
-
-def run(
-    config: dict,
-    system_name: str,
-    paths: dict[str, str],
-    csv_path: str | os.PathLike,
-    png: str,
-    pdf: str,
-    base_dir: str = ".",
-) -> ForceDecomposition:
-    """Read the full, nonint and binding datasets; write the per-atom CSV and the figure."""
-    from .figures import plot_force_decomposition
-
-    system = load_system(config, system_name, base_dir)
-    full, nonint, binding = (load_dataset(paths[k]) for k in ("full", "nonint", "binding"))
-    amplification = analysis_settings(config)["force_amplification"]
-    dec = decompose(full.R, full.F, nonint.F, binding.F, binding.E, amplification)
-    table = atom_table(dec, system.z, system.fragments)
-    table.insert(0, "system", system_name)
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    plot_force_decomposition(system_name, dec, system.z, system.fragments, png, pdf)
-    return dec

@@ -4,7 +4,7 @@ Training sets are nested: the set of size n holds the first n indices of a seede
 of the system's train split, so each set contains every smaller one. The validation set (σ
 choice) and the test set are the system's fixed splits. At each size the full model and the
 Δ model (one model per multi-atom fragment plus the binding model, all on the same indices)
-are trained with :func:`deltagdml.selection.select_sigma` and the system's training settings.
+are trained with :func:`deltagdml.gdml.selection.select_sigma` and the system's training settings.
 A size equal to the whole train split reuses the pipeline's models, trained on the same
 indices with the same settings.
 
@@ -14,22 +14,17 @@ Slopes b are least-squares fits of log10(MAE) = a + b·log10(n).
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 import pandas as pd
 
-from ..atomic_io import atomic_path
-from ..composite import DeltaModel
-from ..config import load_system, training_settings
-from ..data.splits import load_splits, train_indices
-from ..dataset import Dataset, load_dataset
-from ..metrics import E_MAE, F_MAE, error_summary
-from ..model import GDMLModel
-from ..model_io import load_model
-from ..npz_io import read_npz
-from ..selection import select_sigma_configured
-from . import learning_curve_sizes
+from deltagdml.data.splits import train_indices
+from deltagdml.gdml.composite import DeltaModel
+from deltagdml.gdml.dataset import Dataset
+from deltagdml.gdml.metrics import E_MAE, F_MAE, error_summary
+from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.selection import select_sigma_configured
+from deltagdml.settings import TrainingSettings
 
 log = logging.getLogger("deltagdml")
 
@@ -56,11 +51,15 @@ def loglog_fit(n: np.ndarray, err: np.ndarray) -> tuple[float, float]:
     return float(slope), float(intercept)
 
 
-def fit_part(ds: Dataset, train: np.ndarray, valid: np.ndarray, settings: dict) -> GDMLModel:
+def fit_part(
+    ds: Dataset,
+    train: np.ndarray,
+    valid: np.ndarray,
+    settings: TrainingSettings,
+    perms: np.ndarray | str,
+) -> GDMLModel:
     """One sGDML model on ``ds[train]`` with σ chosen on ``ds[valid]``."""
-    model, _ = select_sigma_configured(
-        ds.subset(train), ds.subset(valid), settings, settings["perms"]
-    )
+    model, _ = select_sigma_configured(ds.subset(train), ds.subset(valid), settings, perms)
     return model
 
 
@@ -74,14 +73,15 @@ def learning_curve(
     constants: dict[int, float],
     splits: dict[str, np.ndarray],
     sizes: list[int],
-    settings: dict,
+    settings: dict[str, TrainingSettings],
+    perms: dict[str, np.ndarray | str],
     seed: int,
     pretrained: dict[str, GDMLModel] | None = None,
 ) -> pd.DataFrame:
     """Test errors (kcal/mol, kcal/mol/Å) of both models at each size; one row per size/model.
 
     ``datasets`` holds ``full``, ``binding`` and ``fragment_k`` of every multi-atom fragment;
-    ``settings`` maps each part to its training settings (with ``perms``). The sizes are
+    ``settings`` and ``perms`` map each part to its training settings and symmetries. The sizes are
     nested subsets of the full model's training geometries; ``pretrained`` (same keys) is
     used for the size equal to that whole set.
     The table holds no wall times, so identical runs give identical files.
@@ -96,7 +96,7 @@ def learning_curve(
     for n, idx in nested_subsets(train, sizes, seed).items():
         reuse = pretrained is not None and same_sets and n == len(train)
         models = {
-            p: pretrained[p] if reuse else fit_part(ds, idx, splits["valid"], settings[p])
+            p: pretrained[p] if reuse else fit_part(ds, idx, splits["valid"], settings[p], perms[p])
             for p, ds in datasets.items()
         }
         log.info("n_train=%d: models %s", n, "reused" if reuse else "trained")
@@ -142,68 +142,3 @@ def with_slopes(table: pd.DataFrame) -> pd.DataFrame:
     wide = slopes(table).pivot(index=["system", "model"], columns="quantity", values="slope")
     wide = wide.rename(columns={q: f"{q[:5]}_slope" for q in FITTED}).reset_index()
     return table.merge(wide, on=["system", "model"], how="left")
-
-
-def _write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-
-
-def run(
-    config: dict,
-    system_name: str,
-    dataset_paths: dict[str, str],
-    splits_path: str,
-    model_paths: dict[str, str] | None,
-    csv_path: str | os.PathLike,
-    base_dir: str = ".",
-) -> pd.DataFrame:
-    """Learning curve of one system; ``model_paths`` (the pipeline's models) may be None."""
-    from ..pipeline import _symmetries
-
-    system = load_system(config, system_name, base_dir)
-    settings = {}
-    for part in dataset_paths:
-        training = training_settings(config, system_name, part)
-        settings[part] = {**training, "perms": _symmetries(training["symmetries"], base_dir)}
-    datasets = {part: load_dataset(path) for part, path in dataset_paths.items()}
-    splits = load_splits(splits_path, datasets["full"].n_geometries)
-    stored = read_npz(
-        dataset_paths["binding"], ("constant_fragments", "constant_energies"), "binding dataset"
-    )
-    constants = dict(
-        zip(
-            stored["constant_fragments"].tolist(),
-            stored["constant_energies"].tolist(),
-            strict=True,
-        )
-    )
-    pretrained = {p: load_model(path) for p, path in model_paths.items()} if model_paths else None
-    table = learning_curve(
-        datasets,
-        system.fragments,
-        constants,
-        splits,
-        learning_curve_sizes(config, system_name),
-        settings,
-        int(config.get("seed", 0)),
-        pretrained,
-    )
-    table.insert(0, "system", system_name)
-    table = with_slopes(table)
-    _write_csv(table, csv_path)
-    return table
-
-
-def run_summary(
-    csv_paths: list[str], csv_out: str, slopes_out: str, png: str, pdf: str
-) -> pd.DataFrame:
-    """All systems' learning curves in one CSV, their slopes and the figure."""
-    from .figures import plot_learning_curves
-
-    table = pd.concat([pd.read_csv(p) for p in csv_paths], ignore_index=True)
-    fits = slopes(table)
-    _write_csv(table, csv_out)
-    _write_csv(fits, slopes_out)
-    plot_learning_curves(table, fits, png, pdf)
-    return fits

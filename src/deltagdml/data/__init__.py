@@ -4,10 +4,10 @@ tblite is imported lazily (by :func:`make_calculator`) so that the single-thread
 environment can be set first.
 """
 
-from .calculators import make_calculator, set_single_thread
-from .delta import build_delta_datasets, write_delta_datasets
-from .ingest import ingest_dataset
-from .labelling import (
+from deltagdml.data.calculators import make_calculator, set_single_thread
+from deltagdml.data.delta import build_delta_datasets, write_delta_datasets
+from deltagdml.data.ingest import ingest_dataset
+from deltagdml.data.labelling import (
     LabellingError,
     chunk_indices,
     combine_labels,
@@ -17,9 +17,9 @@ from .labelling import (
     merge_labels,
     save_labels,
 )
-from .md_sampling import load_trajectory, sample_md, save_trajectory
-from .splits import load_splits, make_splits, save_splits, train_indices
-from .systems import (
+from deltagdml.data.sampling import load_trajectory, sample_md, save_trajectory
+from deltagdml.data.splits import load_splits, make_splits, save_splits, train_indices
+from deltagdml.data.systems import (
     DEFAULT_SYSTEMS,
     System,
     fragment_atoms,

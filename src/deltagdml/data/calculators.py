@@ -22,7 +22,7 @@ import os
 
 from ase.calculators.calculator import BaseCalculator
 
-from ..errors import ConfigError
+from deltagdml.errors import ConfigError
 
 #: Defaults of the tblite calculator; accuracy 0.1 tightens the SCF so that forces match
 #: finite differences of the energy to ~1e-4 kcal/mol/Å (about 15 % more time than 1.0).

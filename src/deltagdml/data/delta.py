@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dataset import Dataset, save_dataset
-from ..errors import DatasetError
-from .labelling import validate_labels
-from .systems import System
+from deltagdml.data.labelling import validate_labels
+from deltagdml.data.systems import System
+from deltagdml.errors import DatasetError
+from deltagdml.gdml.dataset import Dataset, save_dataset
 
 #: Largest energy spread / force (kcal/mol, kcal/mol/Å) accepted for a single-atom fragment.
 CONSTANT_TOL = 1e-6

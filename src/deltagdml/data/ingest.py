@@ -13,11 +13,11 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
-from ..dataset import check_distances, load_dataset
-from ..errors import DatasetError
-from ..units import KCAL_MOL_PER_EV
-from .labelling import Progress, geometry_labels, label_fragments, validate_labels
-from .systems import System
+from deltagdml.data.labelling import Progress, geometry_labels, label_fragments, validate_labels
+from deltagdml.data.systems import System
+from deltagdml.errors import DatasetError
+from deltagdml.gdml.dataset import check_distances, load_dataset
+from deltagdml.units import KCAL_MOL_PER_EV
 
 #: Largest allowed difference (Å) between a fragment file's and the complex's geometry.
 GEOMETRY_TOL = 1e-4

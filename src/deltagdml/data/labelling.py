@@ -17,12 +17,12 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import BaseCalculator
 
-from ..atomic_io import save_npz_atomic
-from ..errors import ConfigError, DatasetError
-from ..npz_io import read_npz
-from ..units import KCAL_MOL_PER_EV
-from .calculators import make_calculator
-from .systems import System
+from deltagdml.atomic_io import save_npz_atomic
+from deltagdml.data.calculators import make_calculator
+from deltagdml.data.systems import System
+from deltagdml.errors import ConfigError, DatasetError
+from deltagdml.npz_io import read_npz
+from deltagdml.units import KCAL_MOL_PER_EV
 
 Progress = Callable[[str], None]
 

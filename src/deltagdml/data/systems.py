@@ -27,7 +27,7 @@ from ase.data import atomic_numbers
 from ase.neighborlist import NeighborList, natural_cutoffs
 from scipy.sparse.csgraph import connected_components
 
-from ..errors import ConfigError
+from deltagdml.errors import ConfigError
 
 #: Structure files shipped with the package (provenance in its README.md).
 STRUCTURES = Path(__file__).parent / "structures"
@@ -118,7 +118,7 @@ def _read_structure(spec: Any, base_dir: Path, where: str) -> Atoms:
             )
         atoms = _read_structure(spec["base"], base_dir, where)
         if "keep" in spec:
-            keep = _index_list(spec["keep"], len(atoms), f"{where}.keep")
+            keep = index_list(spec["keep"], len(atoms), f"{where}.keep")
             atoms = atoms[keep]
         if "add_atom" in spec:
             atoms = _add_atom(atoms, spec["add_atom"], f"{where}.add_atom")
@@ -143,7 +143,7 @@ def _read_structure(spec: Any, base_dir: Path, where: str) -> Atoms:
 def _add_atom(atoms: Atoms, spec: dict, where: str) -> Atoms:
     try:
         symbol = spec["symbol"]
-        ring = _index_list(spec["on_ring_axis_of"], len(atoms), f"{where}.on_ring_axis_of")
+        ring = index_list(spec["on_ring_axis_of"], len(atoms), f"{where}.on_ring_axis_of")
         distance = float(spec["distance"])
     except KeyError as exc:
         raise ConfigError(
@@ -156,7 +156,7 @@ def _add_atom(atoms: Atoms, spec: dict, where: str) -> Atoms:
     return out
 
 
-def _index_list(spec: Any, n_atoms: int, where: str) -> np.ndarray:
+def index_list(spec: Any, n_atoms: int, where: str) -> np.ndarray:
     """Indices from a list of ints or a string like ``"0-11,14"`` (inclusive ranges)."""
     if isinstance(spec, str):
         items: list[Any] = []
@@ -244,7 +244,7 @@ def system_from_config(name: str, cfg: dict, base_dir: str | Path = ".") -> Syst
     if spec == "connectivity":
         fragments = connectivity_fragments(atoms)
     elif isinstance(spec, list | tuple):
-        fragments = [_index_list(f, n_atoms, f"{where}.fragments[{k}]") for k, f in enumerate(spec)]
+        fragments = [index_list(f, n_atoms, f"{where}.fragments[{k}]") for k, f in enumerate(spec)]
     else:
         raise ConfigError(
             f"{where}: 'fragments' must be a list of index lists or 'connectivity', got {spec!r}"
@@ -278,3 +278,10 @@ def fragment_atoms(system: System, k: int) -> Atoms:
         multiplicity=system.fragment_multiplicities[k],
     )
     return atoms
+
+
+def model_parts(system: System) -> list[str]:
+    """Models to train: 'full', one 'fragment_k' per multi-atom fragment, 'binding'."""
+    parts = ["full"]
+    parts += [f"fragment_{k}" for k, idx in enumerate(system.fragments) if len(idx) > 1]
+    return parts + ["binding"]

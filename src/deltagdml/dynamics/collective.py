@@ -5,13 +5,15 @@ Trajectories are arrays R of shape (M, N, 3) in Å.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from ..data.md_sampling import com_distances
-from ..data.systems import System, _index_list
-from ..errors import ConfigError
+from deltagdml.data.md import com_distances
+from deltagdml.data.systems import System, index_list
+from deltagdml.errors import ConfigError
+from deltagdml.settings import TrajectoryAnalysisSettings
 
 CV = Callable[[np.ndarray], np.ndarray]
 
@@ -65,7 +67,9 @@ def choose_guest(system: System, setting: int | str) -> int | None:
     return min(candidates, key=lambda k: sizes[k]) if candidates else None
 
 
-def second_cv(spec: dict, system: System, guest: int, start: np.ndarray) -> tuple[str, CV]:
+def second_cv(
+    spec: Mapping[str, Any], system: System, guest: int, start: np.ndarray
+) -> tuple[str, CV]:
     """Axis label and function of the second collective variable (Å).
 
     ``spec["kind"]``: ``min_distance`` (d_min, closest guest–host atom pair), ``atoms``
@@ -80,7 +84,7 @@ def second_cv(spec: dict, system: System, guest: int, start: np.ndarray) -> tupl
     if kind == "min_distance":
         return "$d_{min}$ (Å)", lambda R: min_distance(R, g, host)
     if kind == "atoms":
-        pair = _index_list(spec.get("atoms"), n, "dynamics.analysis.cv2.atoms")
+        pair = index_list(spec.get("atoms"), n, "dynamics.analysis.cv2.atoms")
         if pair.size != 2:
             raise ConfigError("dynamics.analysis.cv2.atoms must hold two atom indices")
         i, j = pair
@@ -89,7 +93,7 @@ def second_cv(spec: dict, system: System, guest: int, start: np.ndarray) -> tupl
         groups = spec.get("groups") or []
         if len(groups) != 2:
             raise ConfigError("dynamics.analysis.cv2.groups must hold two atom lists")
-        a, b = (_index_list(x, n, "dynamics.analysis.cv2.groups") for x in groups)
+        a, b = (index_list(x, n, "dynamics.analysis.cv2.groups") for x in groups)
         return "$d_{AB}$ (Å)", lambda R: centroid_distance(R, a, b)
     a, b = pincer_groups(start, system.z, host)
     return "$R_p$ (Å)", lambda R: centroid_distance(R, a, b)
@@ -104,13 +108,15 @@ CV2_COLUMNS = {
 }
 
 
-def cv_pair(analysis: dict, system: System, start: np.ndarray) -> tuple[list[str], CV]:
+def cv_pair(
+    analysis: TrajectoryAnalysisSettings, system: System, start: np.ndarray
+) -> tuple[list[str], CV]:
     """The two collective variables of the FES and of frame selection: R_CM and the
     configured second variable. Returns their axis labels and a function R → (M, 2) Å."""
-    guest = choose_guest(system, analysis["guest_fragment"])
+    guest = choose_guest(system, analysis.guest_fragment)
     if guest is None:
         guest = int(np.argmin([len(f) for f in system.fragments]))
-    y_label, cv2 = second_cv(analysis["cv2"], system, guest, start)
+    y_label, cv2 = second_cv(analysis.cv2, system, guest, start)
     masses = system.atoms.get_masses()
 
     def both(R: np.ndarray) -> np.ndarray:

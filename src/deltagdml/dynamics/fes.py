@@ -6,7 +6,7 @@ import numpy as np
 from ase import units
 from scipy.ndimage import gaussian_filter
 
-from ..units import KCAL_MOL_PER_EV
+from deltagdml.units import KCAL_MOL_PER_EV
 
 
 def kt_kcal_mol(temperature_K: float) -> float:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from ..plotting import LABELS, plt, save_figure
+from deltagdml.analysis.plotting import LABELS, plt, save_figure, styled
 
 STABLE_COLOR, UNSTABLE_COLOR = "#d9f0d3", "#f4a6a6"
 #: ⟨θ²⟩ (rad²) of uniformly random rotations, θ with density (1 − cos θ)/π on [0, π].
@@ -21,6 +21,7 @@ def _temperatures(table: pd.DataFrame) -> list[float]:
     return sorted(table["temperature_K"].unique())
 
 
+@styled
 def plot_fes_grid(
     fes: list[np.ndarray],
     ranges: tuple[tuple[float, float], tuple[float, float]],
@@ -81,6 +82,7 @@ def plot_fes_grid(
     save_figure(fig, png, pdf)
 
 
+@styled
 def plot_msad(
     curves: pd.DataFrame,
     table: pd.DataFrame,
@@ -130,6 +132,7 @@ def plot_msad(
     save_figure(fig, png, pdf)
 
 
+@styled
 def plot_stability(table: pd.DataFrame, png: str, pdf: str) -> None:
     """Stability table: one row per system and model, one column per temperature."""
     temps = _temperatures(table)

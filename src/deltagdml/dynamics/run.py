@@ -17,25 +17,15 @@ from ase.calculators.mixing import SumCalculator
 from ase.neighborlist import NeighborList, natural_cutoffs
 from threadpoolctl import threadpool_limits
 
-from ..calculator import GDMLCalculator
-from ..data.md_sampling import R0_MARGIN, COMRestraint, com_distances, langevin
-from ..data.systems import BOND_SCALE
-from ..units import KCAL_MOL_PER_EV
-
-
-@dataclass
-class StabilityCriteria:
-    """A run is unstable once any criterion is broken (or a value is NaN/inf)."""
-
-    bond_stretch: float = 1.5  # covalent bond longer than this × its starting length
-    min_distance_A: float = 0.5  # two atoms closer than this (Å)
-    com_margin_A: float = 5.0  # a fragment COM distance above its start value + this (Å)
-    max_energy_change_kcal_mol_per_atom: float = 5.0  # |E − E_start| / N
-    max_force_kcal_mol_A: float = 500.0  # largest atomic force magnitude
+from deltagdml.data.md import com_distances, com_restraint, langevin
+from deltagdml.data.systems import BOND_SCALE
+from deltagdml.gdml.calculator import GDMLCalculator
+from deltagdml.settings import RestraintSettings, StabilitySettings
+from deltagdml.units import KCAL_MOL_PER_EV
 
 
 class StabilityMonitor:
-    """Checks geometries, energies and forces against :class:`StabilityCriteria`.
+    """Checks geometries, energies and forces against :class:`StabilitySettings`.
 
     Covalent bonds (d < 1.2 × sum of covalent radii, within a fragment) and the fragment
     COM distances are taken from the starting geometry.
@@ -45,7 +35,7 @@ class StabilityMonitor:
         self,
         atoms: Atoms,
         fragments: list[np.ndarray],
-        criteria: StabilityCriteria,
+        criteria: StabilitySettings,
         energy_kcal_mol: float,
     ) -> None:
         self.c = criteria
@@ -141,16 +131,6 @@ class MDResult:
         return self.steps_done / self.wall_s if self.wall_s > 0 else float("nan")
 
 
-def restraint_calculator(
-    positions: np.ndarray, masses: np.ndarray, fragments: list[np.ndarray], cfg: dict
-) -> COMRestraint | None:
-    """The flat-bottom COM restraint of ``cfg`` (r0 default: start COM distance + 1 Å)."""
-    if not cfg.get("enabled", False):
-        return None
-    r0 = cfg.get("r0", com_distances(positions, masses, fragments)[0] + R0_MARGIN)
-    return COMRestraint(fragments, r0, float(cfg.get("k", 1.0)))
-
-
 def run_md(
     atoms: Atoms,
     calc: BaseCalculator,
@@ -161,18 +141,20 @@ def run_md(
     stride: int,
     friction_per_fs: float,
     seed: int,
-    criteria: StabilityCriteria,
-    restraint: dict | None = None,
+    criteria: StabilitySettings,
+    restraint: RestraintSettings | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> MDResult:
     """Langevin MD from ``atoms`` with Maxwell–Boltzmann velocities drawn from ``seed``.
 
-    The stability criteria are checked at t = 0 and every ``stride`` steps; the first
-    broken criterion ends the run. Deterministic for a seed. ``progress`` receives a line
+    The stability criteria are checked at t = 0 and every ``stride`` steps on the model's
+    own energy and forces (a restraint, if on, is left out); the first broken criterion
+    ends the run. Deterministic for a seed. ``progress`` receives a line
     at every tenth of the run.
     """
     atoms = Atoms(atoms.numbers, positions=atoms.positions)
-    bias = restraint_calculator(atoms.positions, atoms.get_masses(), fragments, restraint or {})
+    restraint = restraint or RestraintSettings(enabled=False)
+    bias = com_restraint(restraint, atoms.positions, atoms.get_masses(), fragments)
     atoms.calc = calc if bias is None else SumCalculator([calc, bias])
     dyn = langevin(atoms, temperature_K, timestep_fs, friction_per_fs, seed)
     frames, energies, forces_seen, temps = [], [], [], []
@@ -182,8 +164,9 @@ def run_md(
     with threadpool_limits(limits=1, user_api="blas"), np.errstate(over="ignore", invalid="ignore"):
         while True:
             pos = atoms.positions.copy()
-            energy = atoms.get_potential_energy() * KCAL_MOL_PER_EV
-            forces = atoms.get_forces() * KCAL_MOL_PER_EV
+            # the model's own energy and forces, without the restraint (cached by the step)
+            energy = calc.get_potential_energy(atoms) * KCAL_MOL_PER_EV
+            forces = calc.get_forces(atoms) * KCAL_MOL_PER_EV
             frames.append(pos)
             energies.append(energy)
             forces_seen.append(forces)

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase.data import chemical_symbols
 
-from . import __version__
-from .atomic_io import save_npz_atomic
-from .composite import DeltaModel, FragmentTerm
-from .errors import ModelError
-from .model import GDMLModel
-from .model_io import REQUIRED_KEYS, model_arrays, model_from_arrays
-from .npz_io import as_str, read_npz
+from deltagdml.atomic_io import save_npz_atomic
+from deltagdml.errors import ModelError
+from deltagdml.gdml.composite import DeltaModel, FragmentTerm
+from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.model_io import REQUIRED_KEYS, model_arrays, model_from_arrays
+from deltagdml.npz_io import as_str, read_npz
+from deltagdml.version import __version__
 
 FORMAT = "deltagdml-delta/1"
 UNITS = {"energy": "kcal/mol", "force": "kcal/mol/Ang", "length": "Ang"}
@@ -187,7 +187,7 @@ def load_model(path: str | os.PathLike) -> GDMLModel | DeltaModel:
     The returned model's ``training_`` (:class:`TrainingRecord`) says which geometries of
     which dataset trained and validated it.
     """
-    from .model_io import load_model as load_gdml
+    from deltagdml.gdml.model_io import load_model as load_gdml
 
     path = str(path)
     kind = as_str(read_npz(path, ("type",), "model", optional=(), error=ModelError)["type"])

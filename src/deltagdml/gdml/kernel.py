@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .descriptor import incidence, jacobian_transpose_dot, pair_indices
-from .parallel import available_threads
+from deltagdml.gdml.descriptor import incidence, jacobian_transpose_dot, pair_indices
+from deltagdml.gdml.parallel import available_threads
 
 SQRT5 = np.sqrt(5.0)
 

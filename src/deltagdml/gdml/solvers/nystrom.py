@@ -29,11 +29,11 @@ import numpy as np
 from scipy.linalg.blas import dsyrk, dtrsm
 from threadpoolctl import threadpool_limits
 
-from .cg import Checkpoint, conjugate_gradient
-from .errors import ModelError
-from .kernel import SQRT5, KernelBlocks
-from .parallel import available_threads
-from .solvers import cholesky_lower
+from deltagdml.errors import ModelError
+from deltagdml.gdml.kernel import SQRT5, KernelBlocks
+from deltagdml.gdml.parallel import available_threads
+from deltagdml.gdml.solvers.cg import Checkpoint, conjugate_gradient
+from deltagdml.gdml.solvers.cholesky import cholesky_lower
 
 log = logging.getLogger(__name__)
 ROW_CHUNK_BYTES = 64 * 2**20  # work arrays of one thread computing block rows

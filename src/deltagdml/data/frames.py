@@ -15,9 +15,9 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from .atomic_io import atomic_path
-from .errors import DeltaGDMLError
-from .units import EV_PER_KCAL_MOL
+from deltagdml.atomic_io import atomic_path
+from deltagdml.errors import DeltaGDMLError
+from deltagdml.units import EV_PER_KCAL_MOL
 
 FORMATS = {".xyz": "extxyz", ".extxyz": "extxyz", ".traj": "traj"}
 

@@ -6,12 +6,15 @@ A single-atom fragment (an ion) contributes a constant energy and zero force.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ModelError
-from .model import GDMLModel, check_same_atoms
+from deltagdml.errors import ModelError
+from deltagdml.gdml.model import GDMLModel, check_same_atoms
+from deltagdml.gdml.model_io import load_model
+from deltagdml.npz_io import read_npz
 
 
 @dataclass
@@ -72,6 +75,20 @@ class DeltaModel:
                 terms.append(FragmentTerm(idx, parts[f"fragment_{k}"]))
         return cls(z, terms, parts["binding"])
 
+    @classmethod
+    def from_files(
+        cls,
+        z: np.ndarray,
+        fragments: list[np.ndarray],
+        model_paths: dict[str, str | os.PathLike],
+        binding_dataset: str | os.PathLike,
+    ) -> DeltaModel:
+        """The composite of the sGDML model files ``model_paths`` (by part; a ``full`` entry
+        is ignored), with the single-atom fragments' constant energies stored in the binding
+        dataset."""
+        parts = {part: load_model(path) for part, path in model_paths.items() if part != "full"}
+        return cls.from_parts(z, fragments, parts, read_constant_energies(binding_dataset))
+
     @property
     def n_atoms(self) -> int:
         return int(self.z_.size)
@@ -112,3 +129,17 @@ class DeltaModel:
             E += E_k
             F[:, f.atoms] += F_k
         return E, F
+
+
+def read_constant_energies(binding_dataset: str | os.PathLike) -> dict[int, float]:
+    """Energies (kcal/mol) of the single-atom fragments, by fragment index, as stored in a
+    binding dataset (keys ``constant_fragments``, ``constant_energies``)."""
+    keys = ("constant_fragments", "constant_energies")
+    stored = read_npz(binding_dataset, keys, "binding dataset")
+    return dict(
+        zip(
+            stored["constant_fragments"].tolist(),
+            stored["constant_energies"].tolist(),
+            strict=True,
+        )
+    )

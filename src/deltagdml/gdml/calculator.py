@@ -10,8 +10,8 @@ from typing import Protocol
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from .errors import ModelError
-from .units import EV_PER_KCAL_MOL
+from deltagdml.errors import ModelError
+from deltagdml.units import EV_PER_KCAL_MOL
 
 
 class EnergyForceModel(Protocol):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .descriptor import descriptor_and_jacobian, jacobian_transpose_dot
-from .kernel import SQRT5
+from deltagdml.gdml.descriptor import descriptor_and_jacobian, jacobian_transpose_dot
+from deltagdml.gdml.kernel import SQRT5
 
 
 class KernelExpansion:

@@ -2,30 +2,44 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from deltagdml.atomic_io import atomic_path
+from deltagdml.gdml.metrics import E_MAE, F_MAE
 
-from .atomic_io import atomic_path  # noqa: E402
-from .metrics import E_MAE, F_MAE  # noqa: E402
+P = ParamSpec("P")
+T = TypeVar("T")
 
 COLORS = {"full": "#8c8c8c", "delta": "#1f77b4"}
 LABELS = {"full": "full sGDML", "delta": "Δ-sGDML"}
 
-plt.rcParams.update(
-    {
-        "font.size": 9,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "savefig.dpi": 200,
-        "figure.dpi": 100,
-    }
-)
+#: The figures' style, applied only while a figure is drawn (:func:`styled`).
+STYLE = {
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "savefig.dpi": 200,
+    "figure.dpi": 100,
+}
+
+
+def styled(plot: Callable[P, T]) -> Callable[P, T]:
+    """Draw and save the figure of ``plot`` in :data:`STYLE`, leaving matplotlib's global
+    settings as they were."""
+
+    @functools.wraps(plot)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        with plt.rc_context(STYLE):
+            return plot(*args, **kwargs)
+
+    return wrapper
 
 
 def subscript_digits(formula: str) -> str:
@@ -64,6 +78,7 @@ def _bars(ax, table: pd.DataFrame, value: str, ylabel: str) -> None:
     ax.set_ylabel(ylabel)
 
 
+@styled
 def plot_error_comparison(metrics: pd.DataFrame, png: str, pdf: str) -> None:
     """Fig. 6: test MAE of energies and forces, full vs Δ, per system (change in %)."""
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), constrained_layout=True)
@@ -75,6 +90,7 @@ def plot_error_comparison(metrics: pd.DataFrame, png: str, pdf: str) -> None:
     save_figure(fig, png, pdf)
 
 
+@styled
 def plot_fragment_errors(fragments: pd.DataFrame, png: str, pdf: str) -> None:
     """Fig. 7: force MAE on the atoms of each fragment, full vs Δ, per system."""
     systems = list(dict.fromkeys(fragments["system"]))
@@ -101,6 +117,7 @@ def plot_fragment_errors(fragments: pd.DataFrame, png: str, pdf: str) -> None:
     save_figure(fig, png, pdf)
 
 
+@styled
 def plot_sampling_coverage(
     cvs: np.ndarray,
     selected: np.ndarray,

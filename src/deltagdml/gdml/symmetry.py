@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from ase.data import covalent_radii
 
-from .errors import DatasetError
+from deltagdml.errors import DatasetError
 
 _SUGGESTION = "use symmetries 'none' or give an explicit list of permutations"
 

@@ -11,13 +11,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .descriptor import dense_jacobian, descriptor, descriptor_and_jacobian
-from .errors import DatasetError, ModelError
-from .iterative import IterativeOptions, solve_iterative
-from .kernel import assemble_kernel
-from .prediction import KernelExpansion
-from .solvers import choose_solver, max_inducing, solve_cholesky
-from .symmetry import descriptor_permutation, find_permutations, validate_permutations
+from deltagdml.errors import DatasetError, ModelError
+from deltagdml.gdml.descriptor import dense_jacobian, descriptor_and_jacobian
+from deltagdml.gdml.expansion import KernelExpansion
+from deltagdml.gdml.kernel import assemble_kernel
+from deltagdml.gdml.solvers.choice import choose_solver, max_inducing
+from deltagdml.gdml.solvers.cholesky import solve_cholesky
+from deltagdml.gdml.solvers.nystrom import IterativeOptions, solve_iterative
+from deltagdml.gdml.symmetry import descriptor_permutation, find_permutations, validate_permutations
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,14 @@ class GDMLModel:
     perms : "auto" (bond-graph automorphisms), "none", or an explicit (P, N) array.
     max_perms : largest permutation group accepted by "auto".
     solver : "analytic" (dense Cholesky), "iterative" (low-memory CG, see
-        :mod:`deltagdml.iterative`) or "auto": analytic if it fits in ``max_memory_gb``.
+        :mod:`deltagdml.gdml.solvers.nystrom`) or "auto": analytic if it fits in ``max_memory_gb``.
     max_memory_gb : memory training may use; also bounds the iterative preconditioner.
     iterative : settings of the iterative solver.
+    kernel_buffer : memory for the dense kernel matrix, reused by successive fits (e.g. over
+        a σ grid) instead of fresh memory each time; used when large enough.
+
+    Fitted attributes end in ``_``; :meth:`from_arrays` builds a fitted model from stored
+    arrays (a model file).
     """
 
     def __init__(
@@ -113,19 +119,59 @@ class GDMLModel:
         solver: str = "auto",
         max_memory_gb: float = 16.0,
         iterative: IterativeOptions | None = None,
+        kernel_buffer: np.ndarray | None = None,
     ) -> None:
-        if not np.isfinite(sigma) or sigma <= 0:
-            raise ModelError(f"sigma must be a positive number, got {sigma}")
-        if not np.isfinite(lam) or lam < 0:
-            raise ModelError(f"lam must be non-negative, got {lam}")
-        self.sigma = float(sigma)
-        self.lam = float(lam)
+        self.sigma = sigma
+        self.lam = lam
         self.perms = perms
         self.max_perms = max_perms
         self.solver = solver
-        self.max_memory_gb = float(max_memory_gb)
-        self.iterative = iterative or IterativeOptions()
-        self.timings: dict[str, float] = {}
+        self.max_memory_gb = max_memory_gb
+        self.iterative = iterative
+        self.kernel_buffer = kernel_buffer
+
+    def _check_params(self) -> None:
+        if not np.isfinite(self.sigma) or self.sigma <= 0:
+            raise ModelError(f"sigma must be a positive number, got {self.sigma}")
+        if not np.isfinite(self.lam) or self.lam < 0:
+            raise ModelError(f"lam must be non-negative, got {self.lam}")
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        z: np.ndarray,
+        perms: np.ndarray,
+        tril_perms: np.ndarray,
+        X_train: np.ndarray,
+        V: np.ndarray,
+        alpha: np.ndarray | None,
+        sigma: float,
+        lam: float,
+        std: float,
+        c: float,
+        use_E: bool,
+        solver: str = "analytic",
+    ) -> GDMLModel:
+        """A fitted model from its arrays (descriptors ``X_train`` of the training
+        geometries, their expansion coefficients ``V``, force coefficients ``alpha`` or None).
+        """
+        model = cls(sigma=sigma, lam=lam, perms=perms)
+        model._check_params()
+        model.z_ = z
+        model.perms_ = perms
+        model.tril_perms_ = tril_perms
+        model.X_train_ = X_train
+        model.V_ = V
+        model.alpha_ = alpha
+        model.std_ = float(std)
+        model.c_ = float(c)
+        model.use_E_ = bool(use_E)
+        model.solver_ = solver
+        model.solver_info_ = {}
+        model.timings_ = {}
+        model._build_expansion()
+        return model
 
     # -- training -----------------------------------------------------------------
     def resolve_perms(self, R: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -145,9 +191,9 @@ class GDMLModel:
         F: np.ndarray,
         E: np.ndarray | None = None,
         progress: Callable[[int, int], None] | None = None,
-        kernel_buffer: np.ndarray | None = None,
     ) -> GDMLModel:
         """Train on forces F (and fit the energy constant to E, if given)."""
+        self._check_params()
         R, z, F, E = check_training_data(R, z, F, E)
         t0 = time.perf_counter()
         perms = self.resolve_perms(R, z)
@@ -159,37 +205,22 @@ class GDMLModel:
         if std == 0.0:
             raise DatasetError("all training forces are zero: nothing to learn")
         y = F.reshape(-1) / std
-        n = y.size
         M, N = R.shape[:2]
         self.solver_ = choose_solver(self.solver, M, N, len(perms), self.max_memory_gb)
         self.solver_info_: dict[str, float] = {}
+        t1 = time.perf_counter()
         if self.solver_ == "iterative":
-            t1 = time.perf_counter()
-            m = self.iterative.n_inducing or max_inducing(
-                M, N, len(perms), self.max_memory_gb * 2**30
-            )
-            alpha, self.solver_info_ = solve_iterative(
-                X, J, tril_perms, self.sigma, y, self.lam, m, self.iterative
-            )
+            alpha = self._solve_iterative(X, J, tril_perms, y, M, N)
             t2 = t1 + self.solver_info_["preconditioner_s"]
         else:
-            if kernel_buffer is not None and kernel_buffer.size >= n * n:
-                K = kernel_buffer.reshape(-1)[: n * n].reshape(n, n)
-            else:
-                K = np.empty((n, n))
-            t1 = time.perf_counter()
-
-            def assemble_upper() -> np.ndarray:
-                # Blocks (i ≥ j) written transposed: the C-ordered upper triangle holds K.
-                report = progress or _ProgressLog(f"kernel assembly (σ={self.sigma:g})")
-                return assemble_kernel(X, J, tril_perms, self.sigma, out=K, progress=report)
-
-            def assemble_full() -> np.ndarray:
-                return assemble_kernel(X, J, tril_perms, self.sigma, upper_only=False)
-
-            assemble_upper()
+            K = self._assemble(X, J, tril_perms, progress)
             t2 = time.perf_counter()
-            alpha = solve_cholesky(K, y, self.lam, reassemble=assemble_full)
+            alpha = solve_cholesky(
+                K,
+                y,
+                self.lam,
+                reassemble=lambda: assemble_kernel(X, J, tril_perms, self.sigma, upper_only=False),
+            )
         t3 = time.perf_counter()
         V = np.einsum("mdk,mk->md", J, alpha.reshape(M, 3 * N))
         self.z_ = z
@@ -207,7 +238,7 @@ class GDMLModel:
             self.c_ = float(np.mean(E - E0))
             self._build_expansion()
         t4 = time.perf_counter()
-        self.timings = {
+        self.timings_ = {
             "setup_s": t1 - t0,
             "assembly_s": t2 - t1,
             "solve_s": t3 - t2,
@@ -225,6 +256,36 @@ class GDMLModel:
             t3 - t2,
         )
         return self
+
+    def _assemble(
+        self,
+        X: np.ndarray,
+        J: np.ndarray,
+        tril_perms: np.ndarray,
+        progress: Callable[[int, int], None] | None,
+    ) -> np.ndarray:
+        """The dense kernel matrix for the analytic solver (upper triangle, C order), in
+        :attr:`kernel_buffer` when it is large enough."""
+        n = X.shape[0] * J.shape[2]
+        buffer = self.kernel_buffer
+        if buffer is not None and buffer.size >= n * n:
+            K = buffer.reshape(-1)[: n * n].reshape(n, n)
+        else:
+            K = np.empty((n, n))
+        # Blocks (i ≥ j) written transposed: the C-ordered upper triangle holds K.
+        report = progress or _ProgressLog(f"kernel assembly (σ={self.sigma:g})")
+        return assemble_kernel(X, J, tril_perms, self.sigma, out=K, progress=report)
+
+    def _solve_iterative(
+        self, X: np.ndarray, J: np.ndarray, tril_perms: np.ndarray, y: np.ndarray, M: int, N: int
+    ) -> np.ndarray:
+        """Coefficients from the Nyström-preconditioned CG solver; sets ``solver_info_``."""
+        options = self.iterative or IterativeOptions()
+        m = options.n_inducing or max_inducing(M, N, len(tril_perms), self.max_memory_gb * 2**30)
+        alpha, self.solver_info_ = solve_iterative(
+            X, J, tril_perms, self.sigma, y, self.lam, m, options
+        )
+        return alpha
 
     def _build_expansion(self) -> None:
         self.expansion_ = KernelExpansion(
@@ -258,7 +319,3 @@ class GDMLModel:
         if not np.all(np.isfinite(R)):
             raise DatasetError("geometries contain NaN or inf values")
         return self.expansion_.predict(R)
-
-    def descriptor(self, R: np.ndarray) -> np.ndarray:
-        """Inverse-distance descriptor of geometries R."""
-        return descriptor(R)

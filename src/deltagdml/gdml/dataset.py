@@ -15,11 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .atomic_io import save_npz_atomic
-from .errors import DatasetError
-from .npz_io import as_str, read_npz
-from .units import ENERGY_UNITS_IN_KCAL_MOL, LENGTH_UNITS_IN_ANG, energy_scale, length_scale
+from deltagdml.atomic_io import save_npz_atomic
+from deltagdml.errors import DatasetError
+from deltagdml.npz_io import as_str, read_npz
+from deltagdml.units import (
+    ENERGY_UNITS_IN_KCAL_MOL,
+    LENGTH_UNITS_IN_ANG,
+    energy_scale,
+    length_scale,
+)
+from deltagdml.version import __version__
 
 R_UNIT = "Ang"
 E_UNIT = "kcal/mol"

@@ -11,13 +11,12 @@ import os
 
 import numpy as np
 
-from . import __version__
-from .atomic_io import save_npz_atomic
-from .errors import ModelError
-from .model import GDMLModel
-from .npz_io import read_npz
-from .prediction import KernelExpansion
-from .symmetry import tril_perms_lin as make_tril_perms_lin
+from deltagdml.atomic_io import save_npz_atomic
+from deltagdml.errors import ModelError
+from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.symmetry import tril_perms_lin as make_tril_perms_lin
+from deltagdml.npz_io import read_npz
+from deltagdml.version import __version__
 
 REQUIRED_KEYS = ("type", "z", "sig", "perms", "tril_perms_lin", "R_desc", "R_d_desc_alpha", "c")
 
@@ -37,20 +36,19 @@ def model_arrays(
     """The arrays of ``model`` in sGDML's model layout."""
     model.check_fitted()
     M = model.X_train_.shape[0]
-    return {
+    arrays = {
         "type": np.array("m"),
         "code_version": np.array(f"deltagdml {__version__}"),
         "dataset_name": np.array(dataset_name),
         "dataset_theory": np.array(dataset_theory),
-        "solver_name": np.array("analytic"),
+        "solver_name": np.array(getattr(model, "solver_", "analytic")),
         "z": model.z_,
-        "sig": np.array(model.sigma),
-        "lam": np.array(model.lam),
+        "sig": np.array(float(model.sigma)),
+        "lam": np.array(float(model.lam)),
         "perms": model.perms_,
         "tril_perms_lin": make_tril_perms_lin(model.perms_),
         "R_desc": model.X_train_.T,
         "R_d_desc_alpha": -model.V_,
-        "alphas_F": -model.alpha_,
         "c": np.array(model.c_),
         "std": np.array(model.std_),
         "use_E": np.array(model.use_E_),
@@ -62,6 +60,9 @@ def model_arrays(
         "r_unit": np.array(r_unit),
         "e_unit": np.array(e_unit),
     }
+    if model.alpha_ is not None:  # a loaded sGDML model may come without them
+        arrays["alphas_F"] = -model.alpha_
+    return arrays
 
 
 def save_model(model: GDMLModel, path: str | os.PathLike, **metadata) -> None:
@@ -70,7 +71,7 @@ def save_model(model: GDMLModel, path: str | os.PathLike, **metadata) -> None:
     save_npz_atomic(path, **model_arrays(model, **metadata))
 
 
-OPTIONAL_KEYS = ("std", "lam", "use_E", "alphas_F")
+OPTIONAL_KEYS = ("std", "lam", "use_E", "alphas_F", "solver_name")
 
 
 def load_model(path: str | os.PathLike) -> GDMLModel:
@@ -102,15 +103,17 @@ def model_from_arrays(arr: dict[str, np.ndarray], path: str) -> GDMLModel:
     for key in ("sig", "c", "R_desc", "R_d_desc_alpha"):
         if not np.isfinite(arr[key]).all():
             raise ModelError(f"{path}: '{key}' holds NaN or inf")
-    model = GDMLModel(sigma=float(arr["sig"]), lam=float(arr.get("lam", 1e-10)), perms=perms)
-    model.z_ = z
-    model.perms_ = perms
-    model.tril_perms_ = tril_perms
-    model.X_train_ = X
-    model.V_ = V
-    model.alpha_ = -arr["alphas_F"].astype(float).ravel() if "alphas_F" in arr else None
-    model.std_ = float(arr.get("std", 1.0))
-    model.c_ = float(arr["c"])
-    model.use_E_ = bool(arr.get("use_E", True))
-    model.expansion_ = KernelExpansion(X, V, tril_perms, model.sigma, model.std_, model.c_)
-    return model
+    return GDMLModel.from_arrays(
+        z=z,
+        perms=perms,
+        tril_perms=tril_perms,
+        X_train=X,
+        V=V,
+        alpha=-arr["alphas_F"].astype(float).ravel() if "alphas_F" in arr else None,
+        sigma=float(arr["sig"]),
+        lam=float(arr.get("lam", 1e-10)),
+        std=float(arr.get("std", 1.0)),
+        c=float(arr["c"]),
+        use_E=bool(arr.get("use_E", True)),
+        solver=str(arr.get("solver_name", "analytic")),
+    )

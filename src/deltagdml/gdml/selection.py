@@ -9,12 +9,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .dataset import Dataset
-from .errors import ModelError
-from .iterative import IterativeOptions
-from .metrics import ERROR_COLUMN, error_summary
-from .model import GDMLModel, check_training_data
-from .solvers import choose_solver
+from deltagdml.errors import ModelError
+from deltagdml.gdml.dataset import Dataset
+from deltagdml.gdml.metrics import ERROR_COLUMN, error_summary
+from deltagdml.gdml.model import GDMLModel, check_training_data
+from deltagdml.gdml.solvers.choice import choose_solver
+from deltagdml.gdml.solvers.nystrom import IterativeOptions
+from deltagdml.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
 #: SigmaScore field of each error column of :func:`error_summary`.
@@ -84,7 +85,8 @@ def select_sigma(
             solver=solver,
             max_memory_gb=max_memory_gb,
             iterative=iterative,
-        ).fit(R, z, F, E, kernel_buffer=buffer)
+            kernel_buffer=buffer,
+        ).fit(R, z, F, E)
         train_s = time.perf_counter() - t0
         E_pred, F_pred = model.predict(R_valid)
         err = error_summary(E_pred if E is not None else None, F_pred, E_valid, F_valid)
@@ -113,7 +115,7 @@ def select_sigma(
 def select_sigma_configured(
     train: Dataset,
     valid: Dataset,
-    settings: dict,
+    settings: TrainingSettings,
     perms: np.ndarray | str | None,
     checkpoint_dir: str | None = None,
 ) -> tuple[GDMLModel, list[SigmaScore]]:
@@ -127,12 +129,12 @@ def select_sigma_configured(
         valid.R,
         valid.F,
         valid.E,
-        sigmas=settings["sigmas"],
-        lam=settings["lam"],
+        sigmas=settings.sigmas,
+        lam=settings.lam,
         perms=perms,
-        patience=settings["patience"],
-        max_perms=settings["max_perms"],
-        solver=settings["solver"],
-        max_memory_gb=settings["max_memory_gb"],
-        iterative=IterativeOptions(tol=settings["solver_tol"], checkpoint_dir=checkpoint_dir),
+        patience=settings.patience,
+        max_perms=settings.max_perms,
+        solver=settings.solver,
+        max_memory_gb=settings.max_memory_gb,
+        iterative=IterativeOptions(tol=settings.solver_tol, checkpoint_dir=checkpoint_dir),
     )

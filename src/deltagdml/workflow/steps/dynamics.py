@@ -1,4 +1,7 @@
-"""Workflow steps of the MD study; the Snakemake scripts only unpack paths and call these."""
+"""Steps of ``dynamics.smk``: the MD stability study of the full and Δ models (Fig. 8).
+
+Units: Å, ps, K, kcal/mol.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +12,21 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from ..atomic_io import atomic_path, save_npz_atomic, write_text_atomic
-from ..config import load_system
-from ..data.splits import load_splits, train_indices
-from ..dataset import load_dataset
-from ..frames_io import write_frames
-from ..model_io import load_model
-from ..npz_io import as_str, read_npz
-from ..pipeline import load_delta_model
-from . import dynamics_settings, n_steps
-from .collective import choose_guest, cv_pair, guest_orientations, msad
-from .fes import common_ranges, free_energy_surface
-from .run import MDCalculator, MDResult, StabilityCriteria, run_md
+from deltagdml.atomic_io import atomic_path, save_npz_atomic, write_text_atomic
+from deltagdml.data.frames import write_frames
+from deltagdml.data.splits import load_splits, train_indices
+from deltagdml.dynamics.collective import choose_guest, cv_pair, guest_orientations
+from deltagdml.dynamics.collective import msad as rotational_msad
+from deltagdml.dynamics.fes import common_ranges, free_energy_surface
+from deltagdml.dynamics.figures import plot_fes_grid, plot_msad, plot_stability
+from deltagdml.dynamics.run import MDCalculator, MDResult, run_md
+from deltagdml.gdml.composite import DeltaModel
+from deltagdml.gdml.dataset import load_dataset
+from deltagdml.gdml.model_io import load_model
+from deltagdml.npz_io import as_str, read_npz
+from deltagdml.workflow.config import dynamics_settings, load_system
 
-log = logging.getLogger("deltagdml")
+log = logging.getLogger(__name__)
 RUN_KEYS = (
     "time_ps",
     "R",
@@ -47,80 +51,82 @@ def start_index(E: np.ndarray | None, train: np.ndarray, start: str = "median_en
     return int(train[order[0] if start == "lowest_energy" else order[len(train) // 2]])
 
 
-def simulate(
+def md_run(
+    *,
     config: dict,
-    name: str,
-    model_label: str,
-    temperature_K: float,
-    model_paths: dict[str, str],
-    binding_dataset: str,
+    system: str,
+    model: str,
+    temperature: float,
+    models: dict[str, str],
+    binding_dataset: str | None,
     full_dataset: str,
-    splits_path: str,
-    out_path: str,
-    timing_path: str,
-    frames_path: str | None = None,
+    splits: str,
+    run: str,
+    timing: str,
+    frames: str | None = None,
     base_dir: str = ".",
 ) -> None:
-    """One MD run of the full or Δ model from a training geometry (``dynamics.start``).
+    """One MD run of the ``model`` ('full' or 'delta', from the part ``models``) at
+    ``temperature`` (K), started from a training geometry (``dynamics.start``).
 
-    The run goes to ``out_path``; its speed to ``timing_path`` (it varies from run to run,
-    so it is kept apart).
+    The run goes to ``run``; its speed to ``timing`` (it varies from run to run, so it is
+    kept apart); ``frames`` (optional) gets the frames for ASE.
     """
-    s = dynamics_settings(config, name)
-    system = load_system(config, name, base_dir)
-    if model_label == "full":
-        model = load_model(model_paths["full"])
+    s = dynamics_settings(config, system)
+    complex_ = load_system(config, system, base_dir)
+    if model == "full":
+        predictor = load_model(models["full"])
     else:
-        model = load_delta_model(config, name, model_paths, binding_dataset, base_dir)
+        predictor = DeltaModel.from_files(complex_.z, complex_.fragments, models, binding_dataset)
     ds = load_dataset(full_dataset)
     # the start geometry is one the full model trained on
-    splits = load_splits(splits_path, ds.n_geometries)
-    i0 = start_index(ds.E, train_indices(splits, "full"), s["start"])
+    split = load_splits(splits, ds.n_geometries)
+    i0 = start_index(ds.E, train_indices(split, "full"), s.start)
     result = run_md(
-        Atoms(system.z, positions=ds.R[i0]),
-        MDCalculator(model),
-        system.fragments,
-        temperature_K,
-        s["timestep_fs"],
-        n_steps(s),
-        s["stride"],
-        s["friction_per_fs"],
+        Atoms(complex_.z, positions=ds.R[i0]),
+        MDCalculator(predictor),
+        complex_.fragments,
+        temperature,
+        s.timestep_fs,
+        s.n_steps,
+        s.stride,
+        s.friction_per_fs,
         int(config.get("seed", 0)),
-        StabilityCriteria(**s["stability"]),
-        s["restraint"],
-        progress=lambda line: log.info("%s/%s at %g K: %s", name, model_label, temperature_K, line),
+        s.stability,
+        s.restraint,
+        progress=lambda line: log.info("%s/%s at %g K: %s", system, model, temperature, line),
     )
     log.info(
         "%s/%s at %g K: %s after %.3f ps (%d steps, %.0f steps/s)",
-        name,
-        model_label,
-        temperature_K,
+        system,
+        model,
+        temperature,
         result.reason or "stable",
         result.time_ps[-1],
         result.steps_done,
         result.steps_per_s,
     )
-    save_run(result, out_path, model_label, temperature_K, n_steps(s), i0)
-    if frames_path:
+    save_run(result, run, model, temperature, s.n_steps, i0)
+    if frames:
         write_frames(
-            frames_path,
-            system.z,
+            frames,
+            complex_.z,
             result.R,
             result.energy_kcal_mol,
             result.forces_kcal_mol_A,
             info={"time_ps": result.time_ps},
         )
-    timing = {
-        "system": name,
-        "n_atoms": system.n_atoms,
-        "model": model_label,
-        "temperature_K": temperature_K,
+    speed = {
+        "system": system,
+        "n_atoms": complex_.n_atoms,
+        "model": model,
+        "temperature_K": temperature,
         "steps": result.steps_done,
         "wall_s": result.wall_s,
         "steps_per_s": result.steps_per_s,
     }
-    with atomic_path(timing_path) as tmp:
-        pd.DataFrame([timing]).to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(timing) as tmp:
+        pd.DataFrame([speed]).to_csv(tmp, index=False, float_format="%.6g")
 
 
 def save_run(
@@ -170,25 +176,34 @@ def _analysed_frames(run: dict, equilibration_ps: float) -> np.ndarray:
     return run["R"][keep]
 
 
-def analyse(config: dict, name: str, run_paths: list[str], out: dict[str, str]) -> None:
-    """Stability table, free-energy surfaces and MSAD of all runs of one system."""
-    from .figures import plot_fes_grid, plot_msad  # matplotlib only where needed
-
-    s = dynamics_settings(config, name)
-    a = s["analysis"]
-    system = load_system(config, name)
+def md_analyse(
+    *,
+    config: dict,
+    system: str,
+    runs: list[str],
+    stability: str,
+    msad: str,
+    fes: str,
+    fes_png: str,
+    fes_pdf: str,
+    msad_png: str,
+    msad_pdf: str,
+    base_dir: str = ".",
+) -> None:
+    """Stability table, free-energy surfaces and MSAD of all ``runs`` of one system."""
+    name = system
+    a = dynamics_settings(config, name).analysis
+    system = load_system(config, name, base_dir)
     runs = sorted(
-        (load_run(p) for p in run_paths), key=lambda r: (r["model"] != "full", r["temperature_K"])
+        (load_run(p) for p in runs), key=lambda r: (r["model"] != "full", r["temperature_K"])
     )
-    guest = choose_guest(system, a["guest_fragment"])
+    guest = choose_guest(system, a.guest_fragment)
     (x_label, y_label), cvs = cv_pair(a, system, runs[0]["R"][0])
-    frames = [_analysed_frames(r, a["equilibration_ps"]) for r in runs]
+    frames = [_analysed_frames(r, a.equilibration_ps) for r in runs]
     xs, ys = zip(*(cvs(R).T for R in frames), strict=True)
     ranges = common_ranges(xs, ys)
-    fes = [
-        free_energy_surface(
-            x, y, r["temperature_K"], a["fes_bins"], ranges, a["fes_smoothing_bins"]
-        )
+    surfaces = [
+        free_energy_surface(x, y, r["temperature_K"], a.fes_bins, ranges, a.fes_smoothing_bins)
         for x, y, r in zip(xs, ys, runs, strict=True)
     ]
     rows, curves = [], []
@@ -209,7 +224,7 @@ def analyse(config: dict, name: str, run_paths: list[str], out: dict[str, str]) 
             continue
         g = system.fragments[guest]
         U = guest_orientations(R, g, np.setdiff1d(np.arange(system.n_atoms), g))
-        m = msad(U, int(a["msad_max_lag_fraction"] * (len(R) - 1)))
+        m = rotational_msad(U, int(a.msad_max_lag_fraction * (len(R) - 1)))
         curves.append(
             pd.DataFrame(
                 {
@@ -226,45 +241,53 @@ def analyse(config: dict, name: str, run_paths: list[str], out: dict[str, str]) 
         if curves
         else pd.DataFrame(columns=["model", "temperature_K", "lag_ps", "msad_rad2"])
     )
-    for path, t in ((out["stability"], table), (out["msad"], curve_table)):
+    for path, t in ((stability, table), (msad, curve_table)):
         with atomic_path(path) as tmp:
             t.to_csv(tmp, index=False, float_format="%.6g")
     save_npz_atomic(
-        out["fes"],
-        F_kcal_mol=np.array(fes),
-        x_edges=np.linspace(*ranges[0], a["fes_bins"] + 1),
-        y_edges=np.linspace(*ranges[1], a["fes_bins"] + 1),
+        fes,
+        F_kcal_mol=np.array(surfaces),
+        x_edges=np.linspace(*ranges[0], a.fes_bins + 1),
+        y_edges=np.linspace(*ranges[1], a.fes_bins + 1),
         model=np.array([r["model"] for r in runs]),
         temperature_K=np.array([r["temperature_K"] for r in runs]),
         x_label=np.array(x_label),
         y_label=np.array(y_label),
     )
-    plot_fes_grid(fes, ranges, table, x_label, y_label, name, out["fes_png"], out["fes_pdf"])
+    plot_fes_grid(surfaces, ranges, table, x_label, y_label, name, fes_png, fes_pdf)
     guest_name = None
     if curves:
         guest_name = (
             f"fragment {guest} ({system.atoms[system.fragments[guest]].get_chemical_formula()})"
         )
-    plot_msad(curve_table, table, guest_name, name, out["msad_png"], out["msad_pdf"])
+    plot_msad(curve_table, table, guest_name, name, msad_png, msad_pdf)
 
 
-def summarise(stability_paths: list[str], timing_paths: list[str], out: dict[str, str]) -> None:
-    """Stability table over all systems (CSV, Markdown, figure); MD speed per model (CSV)."""
-    from .figures import plot_stability
-
-    table = pd.concat([pd.read_csv(p, keep_default_na=False) for p in stability_paths])
+def md_summary(
+    *,
+    stability: list[str],
+    timing: list[str],
+    csv: str,
+    md: str,
+    png: str,
+    pdf: str,
+    speed: str,
+) -> None:
+    """Stability table over all systems (``csv``, Markdown ``md``, figure); MD ``speed`` per
+    model (CSV) from every run's ``timing``."""
+    table = pd.concat([pd.read_csv(p, keep_default_na=False) for p in stability])
     table["failure_time_ps"] = pd.to_numeric(table["failure_time_ps"], errors="coerce")
-    timings = pd.concat([pd.read_csv(p) for p in timing_paths])
-    speed = (
+    timings = pd.concat([pd.read_csv(p) for p in timing])
+    speeds = (
         timings.groupby(["system", "n_atoms", "model"], sort=False)["steps_per_s"]
         .median()
         .reset_index()
     )
-    for path, t in ((out["csv"], table), (out["speed"], speed)):
+    for path, t in ((csv, table), (speed, speeds)):
         with atomic_path(path) as tmp:
             t.to_csv(tmp, index=False, float_format="%.6g")
-    write_text_atomic(out["md"], stability_markdown(table))
-    plot_stability(table, out["png"], out["pdf"])
+    write_text_atomic(md, stability_markdown(table))
+    plot_stability(table, png, pdf)
 
 
 def stability_markdown(table: pd.DataFrame) -> str:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic_io import save_npz_atomic
-from .errors import DeltaGDMLError
-from .npz_io import read_npz
+from deltagdml.atomic_io import save_npz_atomic
+from deltagdml.errors import DeltaGDMLError
+from deltagdml.npz_io import read_npz
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,8 @@
-"""Langevin MD sampling of complex geometries, with an optional flat-bottom COM restraint.
+"""Langevin MD sampling of complex geometries, and the trajectory files it writes.
 
-Weakly bound complexes drift apart in unrestrained MD, so by default the distance between
-the centre of mass (COM) of each fragment k > 0 and that of fragment 0 is restrained:
-E = 0.5 k (r - r0)^2 for r > r0, zero inside. The restraint only shapes the sampling;
-the saved frames are positions, labelled later without it.
+Weakly bound complexes drift apart in unrestrained MD, so by default the fragments' COM
+distance is held by the flat-bottom restraint of :mod:`deltagdml.data.md`. The restraint
+only shapes the sampling; the saved frames are positions, labelled later without it.
 """
 
 from __future__ import annotations
@@ -13,108 +12,25 @@ import sys
 from collections.abc import Callable
 
 import numpy as np
-from ase import Atoms, units
-from ase.calculators.calculator import Calculator, all_changes
+from ase import Atoms
 from ase.calculators.mixing import SumCalculator
-from ase.constraints import FixCom
-from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import Stationary, ZeroRotation
 
-from ..atomic_io import save_npz_atomic
-from ..errors import ConfigError, DatasetError
-from ..npz_io import read_npz
-from ..units import KCAL_MOL_PER_EV, length_scale
-from .calculators import make_calculator
-from .systems import System
+from deltagdml.atomic_io import save_npz_atomic
+from deltagdml.data.calculators import make_calculator
+from deltagdml.data.md import com_distances, com_restraint, langevin
+from deltagdml.data.systems import System
+from deltagdml.errors import ConfigError, DatasetError
+from deltagdml.npz_io import read_npz
+from deltagdml.settings import RestraintSettings
+from deltagdml.units import KCAL_MOL_PER_EV, length_scale
 
 Progress = Callable[[str], None]
-_RESTRAINT_KEYS = {"enabled", "r0", "k"}
-#: Default restraint: r0 = initial COM distance + R0_MARGIN Å, force constant in eV/Å².
-R0_MARGIN = 1.0
-K_DEFAULT = 1.0
-
-
-def com_distances(R: np.ndarray, masses: np.ndarray, fragments: list[np.ndarray]) -> np.ndarray:
-    """Distances (M, n-1) between the COM of each fragment k > 0 and that of fragment 0."""
-    R = np.asarray(R, dtype=float).reshape(-1, len(masses), 3)
-    coms = [np.einsum("i,mij->mj", masses[idx], R[:, idx]) / masses[idx].sum() for idx in fragments]
-    return np.stack([np.linalg.norm(c - coms[0], axis=1) for c in coms[1:]], axis=1)
-
-
-class COMRestraint(Calculator):
-    """Flat-bottom harmonic restraint on fragment COM distances (eV, Å)."""
-
-    implemented_properties = ["energy", "free_energy", "forces"]
-
-    def __init__(self, fragments: list[np.ndarray], r0: np.ndarray, k: float) -> None:
-        super().__init__()
-        self.fragments = [np.asarray(f, dtype=int) for f in fragments]
-        self.r0 = np.broadcast_to(np.asarray(r0, dtype=float), (len(fragments) - 1,))
-        self.k = float(k)
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
-        super().calculate(atoms, properties, system_changes)
-        pos, masses = self.atoms.positions, self.atoms.get_masses()
-        forces = np.zeros_like(pos)
-        energy = 0.0
-        ref = self.fragments[0]
-        com0 = masses[ref] @ pos[ref] / masses[ref].sum()
-        for idx, r0 in zip(self.fragments[1:], self.r0, strict=True):
-            d = masses[idx] @ pos[idx] / masses[idx].sum() - com0
-            r = np.linalg.norm(d)
-            if r <= r0:
-                continue
-            energy += 0.5 * self.k * (r - r0) ** 2
-            grad = self.k * (r - r0) * d / r  # dE/d(COM_k - COM_0)
-            forces[idx] -= np.outer(masses[idx] / masses[idx].sum(), grad)
-            forces[ref] += np.outer(masses[ref] / masses[ref].sum(), grad)
-        self.results = {"energy": energy, "free_energy": energy, "forces": forces}
-
-
-def _restraint(system: System, cfg: dict | None) -> COMRestraint | None:
-    cfg = dict(cfg or {})
-    unknown = set(cfg) - _RESTRAINT_KEYS
-    if unknown:
-        raise ConfigError(f"restraint: unknown key(s) {sorted(unknown)}; allowed {_RESTRAINT_KEYS}")
-    if not cfg.get("enabled", True):
-        return None
-    k = float(cfg.get("k", K_DEFAULT))
-    if "r0" in cfg:
-        r0 = np.asarray(float(cfg["r0"]))
-    else:
-        r0 = com_distances(system.atoms.positions, system.atoms.get_masses(), system.fragments)[0]
-        r0 = r0 + R0_MARGIN
-    if k <= 0 or np.any(r0 <= 0):
-        raise ConfigError(f"restraint: need k > 0 and r0 > 0, got k={k}, r0={r0}")
-    return COMRestraint(system.fragments, r0, k)
 
 
 def _reporter(progress: Progress | None) -> Progress:
     if progress is not None:
         return progress
     return lambda msg: print(msg, file=sys.stderr, flush=True)
-
-
-def langevin(
-    atoms: Atoms, temperature_K: float, timestep_fs: float, friction_per_fs: float, seed: int
-) -> Langevin:
-    """ASE Langevin dynamics of ``atoms`` (calculator attached) from Maxwell–Boltzmann
-    momenta without net translation or rotation; centre of mass fixed; seeded."""
-    rng = np.random.default_rng(seed)
-    # Maxwell–Boltzmann momenta (what ASE's MaxwellBoltzmannDistribution draws), from ``rng``
-    sigma = np.sqrt(atoms.get_masses() * units.kB * temperature_K)
-    atoms.set_momenta(sigma[:, None] * rng.standard_normal((len(atoms), 3)))
-    Stationary(atoms)
-    ZeroRotation(atoms)
-    atoms.set_constraint(FixCom())
-    return Langevin(
-        atoms,
-        timestep_fs * units.fs,
-        temperature_K=temperature_K,
-        friction=friction_per_fs / units.fs,
-        fixcm=False,
-        rng=rng,
-    )
 
 
 def sample_md(
@@ -126,7 +42,7 @@ def sample_md(
     stride: int,
     seed: int,
     friction_per_fs: float = 0.01,
-    restraint: dict | None = None,
+    restraint: RestraintSettings | None = None,
     progress: Progress | None = None,
     equilibration_steps: int = 0,
 ) -> dict[str, np.ndarray]:
@@ -149,7 +65,9 @@ def sample_md(
     report = _reporter(progress)
     atoms = Atoms(system.atoms.numbers, positions=system.atoms.positions)
     calc = make_calculator(calc_spec, system.charge, system.multiplicity)
-    bias = _restraint(system, restraint)
+    masses = system.atoms.get_masses()
+    restraint = restraint or RestraintSettings()
+    bias = com_restraint(restraint, system.atoms.positions, masses, system.fragments)
     atoms.calc = calc if bias is None else SumCalculator([calc, bias])
     dyn = langevin(atoms, temperature_K, timestep_fs, friction_per_fs, seed)
     R = np.empty((n_frames, len(atoms), 3))
@@ -171,7 +89,6 @@ def sample_md(
         raise RuntimeError(
             f"system '{system.name}': MD failed at step {dyn.nsteps}: {exc}"
         ) from exc
-    masses = system.atoms.get_masses()
     return {
         "R": R,
         "z": system.atoms.numbers.copy(),

@@ -1,0 +1,155 @@
+"""Settings of every stage, with their defaults: one home for both.
+
+Frozen dataclasses, built once from a validated config by :mod:`deltagdml.workflow.config`
+and taken by the libraries; the command-line interface draws its defaults from here too.
+``tests/test_settings.py`` checks that the config schema's defaults and ``config.yaml``
+agree with these. Units: K, fs, ps, Å, kcal/mol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RestraintSettings:
+    """Flat-bottom restraint on the fragments' centre-of-mass distance:
+    E = ½ k (r − r0)² beyond r0 (k in eV/Å²; r0 in Å, None: the start distance + 1 Å)."""
+
+    enabled: bool = True
+    k: float = 1.0
+    r0: float | None = None
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Langevin MD that samples the geometries to label (``sampling`` section)."""
+
+    #: calculator spec of the sampler; None: the reference method
+    calculator: Any = None
+    temperatures_K: tuple[float, ...] = (300.0,)
+    timestep_fs: float = 0.5
+    n_frames: int = 400
+    #: frames saved per replica; None: n_frames shared evenly over the replicas
+    frames_per_replica: int | None = None
+    selection: str = "time"
+    stride: int = 10
+    equilibration_steps: int = 200
+    friction_per_fs: float = 0.01
+    restraint: RestraintSettings = RestraintSettings()
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Training of one sGDML model (``training`` section, or one entry of ``training.parts``)."""
+
+    n_train: int = 100
+    n_valid: int = 50
+    n_test: int = 200
+    sigmas: tuple[float, ...] = (2, 5, 10, 20, 40, 80, 160)
+    lam: float = 1e-10
+    #: 'auto', 'none' or a .npy file of permutations
+    symmetries: str = "auto"
+    max_perms: int = 2048
+    patience: int = 2
+    #: 'auto', 'analytic' or 'iterative'
+    solver: str = "auto"
+    max_memory_gb: float = 16
+    solver_tol: float = 1e-4
+
+
+@dataclass(frozen=True)
+class StabilitySettings:
+    """When an MD run counts as broken (``dynamics.stability``)."""
+
+    bond_stretch: float = 1.5
+    min_distance_A: float = 0.5
+    com_margin_A: float = 5.0
+    max_energy_change_kcal_mol_per_atom: float = 5.0
+    max_force_kcal_mol_A: float = 500.0
+
+
+@dataclass(frozen=True)
+class TrajectoryAnalysisSettings:
+    """Free-energy surfaces and rotational MSAD of MD runs (``dynamics.analysis``)."""
+
+    equilibration_ps: float = 0.25
+    fes_bins: int = 25
+    fes_smoothing_bins: float = 1.0
+    msad_max_lag_fraction: float = 0.5
+    #: fragment index of the guest, or 'auto' (the smaller fragment)
+    guest_fragment: int | str = "auto"
+    #: second collective variable: {kind: min_distance | atoms | centroids | pincer, ...}
+    cv2: Mapping[str, Any] = field(default_factory=lambda: {"kind": "min_distance"})
+
+
+@dataclass(frozen=True)
+class DynamicsSettings:
+    """The MD stability study of the full and Δ models (``dynamics`` section)."""
+
+    temperatures_K: tuple[float, ...] = (10, 100, 200, 300, 400)
+    models: tuple[str, ...] = ("full", "delta")
+    timestep_fs: float = 0.5
+    duration_ps: float = 1.0
+    stride: int = 10
+    friction_per_fs: float = 0.01
+    #: start geometry: the training geometry of 'median_energy' or 'lowest_energy'
+    start: str = "median_energy"
+    restraint: RestraintSettings = RestraintSettings(enabled=False)
+    stability: StabilitySettings = StabilitySettings()
+    analysis: TrajectoryAnalysisSettings = TrajectoryAnalysisSettings()
+
+    @property
+    def n_steps(self) -> int:
+        """MD steps of one run."""
+        return int(round(1000.0 * self.duration_ps / self.timestep_fs))
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """The paper's analyses (``analysis`` section)."""
+
+    #: random frame pairs for the per-entry standard deviations of ΔD (Fig. 3C)
+    descriptor_frame_pairs: int = 1000
+    #: the two frames [t1, t2] of Fig. 3A/B; None: first and last frame
+    descriptor_frames: tuple[int, int] | None = None
+    #: per system {first: [a, b], second: [a, b], inter: [a, b]}: entries shown in Fig. 3A
+    descriptor_entries: Mapping[str, Any] = field(default_factory=dict)
+    #: factor on the binding forces in Fig. 1; None: chosen automatically
+    force_amplification: float | None = None
+    #: training-set sizes of the learning curves (sizes above a system's n_train are dropped)
+    learning_curve_sizes: tuple[int, ...] = (25, 50, 100)
+
+
+def defaults(cls: type) -> dict[str, Any]:
+    """The defaults of settings class ``cls`` as a nested dict (lists for tuples)."""
+    return _plain(dataclasses.asdict(cls()))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def build(cls: type[T], values: Mapping[str, Any]) -> T:
+    """Settings ``cls`` from a merged config section; nested sections become their classes.
+
+    Unknown keys raise ``TypeError`` (the schema refuses them first)."""
+    kwargs: dict[str, Any] = {}
+    hints = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        default = hints[key].default if key in hints else None
+        if dataclasses.is_dataclass(default) and isinstance(value, Mapping):
+            value = build(type(default), value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)

@@ -1,0 +1,1 @@
+"""The workflow layer: configuration, logging and one steps module per rule file."""

@@ -1,0 +1,238 @@
+"""Steps of ``evaluate.smk``: test errors of the full and Δ models, model cards and the
+summary over all systems (Table S1, Figs. 6 and 7).
+
+Units: kcal/mol, kcal/mol/Å, Å.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deltagdml.analysis.plotting import plot_error_comparison, plot_fragment_errors
+from deltagdml.atomic_io import atomic_path, save_npz_atomic, write_text_atomic
+from deltagdml.data.calculators import calculator_label
+from deltagdml.data.splits import load_splits, union_train_indices
+from deltagdml.data.systems import model_parts
+from deltagdml.gdml.composite import DeltaModel
+from deltagdml.gdml.dataset import load_dataset
+from deltagdml.gdml.metrics import ERROR_COLUMNS, ERROR_UNITS, F_MAE, error_summary, mae
+from deltagdml.gdml.model_io import load_model
+from deltagdml.version import __version__
+from deltagdml.workflow.config import load_system, sampling_settings, system_entry
+from deltagdml.workflow.steps.data import theory_label
+
+log = logging.getLogger(__name__)
+
+
+def model_card(
+    *,
+    config: dict,
+    system: str,
+    card: str,
+    model: str,
+    dataset: str | None,
+    splits: str,
+    scores: list[str],
+    metrics: str,
+    output: str,
+) -> None:
+    """A JSON card beside model ``card`` (full, fragment_k, binding or delta): level of
+    theory, sampler, σ, training size, validation and test errors, units.
+
+    The full and Δ models' test errors are those of the evaluation (the complex's test
+    split); a part's are on its own dataset's test split.
+    """
+    entry = system_entry(config, system)
+    s = sampling_settings(config, system) if "dataset" not in entry else None
+    chosen = pd.concat([pd.read_csv(p) for p in scores]).query("selected").set_index("part")
+    out: dict = {
+        "model": card,
+        "file": Path(model).name,
+        "system": system,
+        "kind": "Δ-sGDML (fragments + binding)" if card == "delta" else "sGDML",
+        "level_of_theory": theory_label(config),
+        "sampled_with": calculator_label(s.calculator) if s else "user dataset",
+        "units": {"energy": "kcal/mol", "force": "kcal/mol/Ang", "length": "Ang"},
+        "code_version": f"deltagdml {__version__}",
+    }
+    if card == "delta":
+        parts = chosen.index.drop("full")
+        out["parts"] = {p: {"sigma": float(chosen.loc[p, "sigma"])} for p in parts}
+    else:
+        gdml = load_model(model)
+        out |= {
+            "sigma": gdml.sigma,
+            "n_train": int(gdml.X_train_.shape[0]),
+            "n_perms": int(len(gdml.perms_)),
+            "validation": {k: float(chosen.loc[card, k]) for k in ERROR_COLUMNS},
+        }
+    tested = pd.read_csv(metrics).set_index("model")
+    if card in tested.index:
+        row = tested.loc[card]
+        out["n_train"] = int(row["n_train"])
+        out["test"] = {"n_test": int(row["n_test"]), **{k: float(row[k]) for k in ERROR_COLUMNS}}
+    else:
+        ds = load_dataset(dataset)
+        test = ds.subset(load_splits(splits, ds.n_geometries)["test"])
+        E, F = gdml.predict(test.R)
+        out["test"] = {"n_test": test.n_geometries, **error_summary(E, F, test.E, test.F)}
+    write_text_atomic(output, json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+
+
+def evaluate(
+    *,
+    config: dict,
+    system: str,
+    models: dict[str, str],
+    scores: list[str],
+    full_dataset: str,
+    binding_dataset: str,
+    splits: str,
+    metrics: str,
+    fragments: str,
+    predictions: str,
+    base_dir: str = ".",
+) -> None:
+    """Test-set errors of the full and Δ models (overall and per fragment) from the part
+    ``models``; σ and permutation counts from the ``scores`` files."""
+    name = system
+    complex_ = load_system(config, name, base_dir)
+    ds = load_dataset(full_dataset)
+    split = load_splits(splits, ds.n_geometries)
+    test = ds.subset(split["test"])
+    full = load_model(models["full"])
+    delta = DeltaModel.from_files(complex_.z, complex_.fragments, models, binding_dataset)
+    full.check_atoms(ds.z, full_dataset)
+    delta.check_atoms(ds.z, full_dataset)
+    E_full, F_full = full.predict(test.R)
+    E_delta, F_delta = delta.predict(test.R)
+    table = pd.concat([pd.read_csv(p) for p in scores])
+    chosen = table[table["selected"]].set_index("part")
+    rows = []
+    for label, E, F, parts in (
+        ("full", E_full, F_full, ["full"]),
+        ("delta", E_delta, F_delta, [p for p in model_parts(complex_) if p != "full"]),
+    ):
+        rows.append(
+            {
+                "system": name,
+                "model": label,
+                "n_atoms": ds.n_atoms,
+                "n_train": len(union_train_indices(split, parts)),
+                "n_test": test.n_geometries,
+                **error_summary(E, F, test.E, test.F),
+                "sigma": ";".join(f"{p}={chosen.loc[p, 'sigma']:g}" for p in parts),
+                "n_perms": ";".join(f"{p}={int(chosen.loc[p, 'n_perms'])}" for p in parts),
+            }
+        )
+    frag_rows = []
+    for k, idx in enumerate(complex_.fragments):
+        charge = complex_.fragment_charges[k]
+        formula = complex_.atoms[idx].get_chemical_formula(mode="hill")
+        formula += {0: "", 1: "⁺", -1: "⁻"}.get(charge, f"({charge:+d})")
+        for label, F in (("full", F_full), ("delta", F_delta)):
+            frag_rows.append(
+                {
+                    "system": name,
+                    "fragment": k,
+                    "formula": formula,
+                    "n_atoms": len(idx),
+                    "model": label,
+                    F_MAE: mae(F[:, idx], test.F[:, idx]),
+                }
+            )
+    for path, records in ((metrics, rows), (fragments, frag_rows)):
+        with atomic_path(path) as tmp:
+            pd.DataFrame(records).to_csv(tmp, index=False, float_format="%.6g")
+    save_npz_atomic(
+        predictions,
+        idxs_test=split["test"],
+        E_ref=test.E,
+        F_ref=test.F,
+        E_full=E_full,
+        F_full=F_full,
+        E_delta=E_delta,
+        F_delta=F_delta,
+        e_unit=np.array("kcal/mol"),
+        r_unit=np.array("Ang"),
+    )
+
+
+def summarise(
+    *, metrics: list[str], fragments: list[str], timings: list[str], out: dict[str, str]
+) -> None:
+    """Tables and figures over all systems (the paper's Table S1, Fig. 6 and Fig. 7) from
+    every system's ``metrics``, ``fragments`` errors and training ``timings``; ``out`` holds
+    the rule's outputs by name.
+
+    ``out["training_times"]`` collects wall times (σ search per model), the one output
+    that differs between otherwise identical runs.
+    """
+    all_metrics = pd.concat([pd.read_csv(p) for p in metrics], ignore_index=True)
+    all_fragments = pd.concat([pd.read_csv(p) for p in fragments], ignore_index=True)
+    wide = all_metrics.pivot(index="system", columns="model", values=list(ERROR_COLUMNS))
+    comparison = pd.DataFrame(index=wide.index)
+    for (q, unit), column in zip(ERROR_UNITS.items(), ERROR_COLUMNS, strict=True):
+        comparison[f"{q}_full_{unit}"] = wide[(column, "full")]
+        comparison[f"{q}_delta_{unit}"] = wide[(column, "delta")]
+        comparison[f"{q}_change_pct"] = (
+            100.0 * (wide[(column, "delta")] - wide[(column, "full")]) / wide[(column, "full")]
+        )
+    comparison = comparison.reset_index()
+    all_timings = pd.concat([pd.read_csv(p) for p in timings], ignore_index=True)
+    times = all_timings.groupby(["system", "part"], sort=False).agg(
+        n_sigmas=("sigma", "size"),
+        sigma_selected=("sigma", lambda s: s[all_timings.loc[s.index, "selected"]].iloc[0]),
+        search_s=("train_s", "sum"),
+    )
+    tables = (
+        ("metrics", all_metrics),
+        ("comparison", comparison),
+        ("fragments", all_fragments),
+        ("training_times", times.reset_index()),
+    )
+    for key, table in tables:
+        with atomic_path(out[key]) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
+    plot_error_comparison(all_metrics, out["fig6_png"], out["fig6_pdf"])
+    plot_fragment_errors(all_fragments, out["fig7_png"], out["fig7_pdf"])
+    lines = [
+        "# Δ-sGDML vs full sGDML: test-set errors",
+        "",
+        "Energies in kcal/mol, forces in kcal/mol/Å. Change = (Δ − full)/full; negative means "
+        "the Δ model is better.",
+        "",
+        "| system | force MAE full | force MAE Δ | change | energy MAE full | energy MAE Δ |"
+        " change |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for _, r in comparison.iterrows():
+        lines.append(
+            f"| {r['system']} | {r['f_mae_full_kcal_mol_A']:.4f} | "
+            f"{r['f_mae_delta_kcal_mol_A']:.4f} | {r['f_mae_change_pct']:+.1f} % | "
+            f"{r['e_mae_full_kcal_mol']:.4f} | {r['e_mae_delta_kcal_mol']:.4f} | "
+            f"{r['e_mae_change_pct']:+.1f} % |"
+        )
+    lines += [
+        "",
+        "Per-fragment force MAE (kcal/mol/Å):",
+        "",
+        "| system | fragment | atoms | full | Δ |",
+        "|---|---|---|---|---|",
+    ]
+    fw = all_fragments.pivot_table(
+        index=["system", "fragment", "n_atoms"], columns="model", values=F_MAE
+    ).reset_index()
+    for _, r in fw.iterrows():
+        lines.append(
+            f"| {r['system']} | {r['fragment']} | {r['n_atoms']} | {r['full']:.4f} | "
+            f"{r['delta']:.4f} |"
+        )
+    with atomic_path(out["summary"]) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    log.info("summary written: %s", json.dumps({k: str(v) for k, v in out.items()}))

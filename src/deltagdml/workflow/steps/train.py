@@ -1,0 +1,121 @@
+"""Steps of ``train.smk``: one sGDML model per part, and the Δ model file.
+
+Units: kcal/mol, kcal/mol/Å, Å.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deltagdml.atomic_io import atomic_path
+from deltagdml.data.splits import load_splits, train_indices, union_train_indices
+from deltagdml.gdml.composite import DeltaModel
+from deltagdml.gdml.dataset import load_dataset
+from deltagdml.gdml.delta_io import TrainingRecord, save_delta_model
+from deltagdml.gdml.model_io import save_model
+from deltagdml.gdml.selection import select_sigma_configured
+from deltagdml.npz_io import as_str, read_npz
+from deltagdml.workflow.config import load_system, training_settings
+from deltagdml.workflow.steps.data import theory_label
+
+log = logging.getLogger(__name__)
+
+
+def read_symmetries(setting: str, base_dir: str = ".") -> str | np.ndarray:
+    """A ``training.symmetries`` value: 'auto', 'none', or the permutations of its .npy file."""
+    if setting in ("auto", "none"):
+        return setting
+    return np.load(Path(base_dir) / setting, allow_pickle=False)
+
+
+def train_model(
+    *,
+    config: dict,
+    system: str,
+    part: str,
+    dataset: str,
+    splits: str,
+    model: str,
+    scores: str,
+    timing: str,
+    base_dir: str = ".",
+) -> None:
+    """Train the sGDML model of ``part`` with σ chosen on the validation split.
+
+    Validation errors per σ go to ``scores`` (reproducible); wall times per σ to
+    ``timing`` (they vary from run to run, so they are kept apart).
+    """
+    ds = load_dataset(dataset)
+    split = load_splits(splits, ds.n_geometries)
+    t = training_settings(config, system, part)
+    idxs_train = train_indices(split, part)
+    tr, va = ds.subset(idxs_train), ds.subset(split["valid"])
+    # Iterative-solver state, resumed if this job is restarted; removed once trained.
+    checkpoints = Path(model).parent / f".{part}_cg_checkpoints"
+    log.info(
+        "%s/%s: %d atoms, %d training and %d validation geometries",
+        system,
+        part,
+        ds.n_atoms,
+        tr.n_geometries,
+        va.n_geometries,
+    )
+    perms = read_symmetries(t.symmetries, base_dir)
+    fitted, sigma_scores = select_sigma_configured(tr, va, t, perms, str(checkpoints))
+    table = pd.DataFrame([s.as_dict() for s in sigma_scores])
+    table.insert(0, "selected", table["sigma"] == fitted.sigma)
+    table.insert(0, "n_perms", len(fitted.perms_))
+    table.insert(0, "part", part)
+    table.insert(0, "system", system)
+    with atomic_path(scores) as tmp:
+        table.drop(columns="train_s").to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(timing) as tmp:
+        table[["system", "part", "sigma", "selected", "train_s"]].to_csv(
+            tmp, index=False, float_format="%.3f"
+        )
+    save_model(
+        fitted,
+        model,
+        idxs_train=idxs_train,
+        idxs_valid=split["valid"],
+        md5_train=ds.md5(),
+        md5_valid=ds.md5(),
+        dataset_name=ds.name,
+        dataset_theory=ds.theory,
+    )
+    shutil.rmtree(checkpoints, ignore_errors=True)
+
+
+def delta_model(
+    *,
+    config: dict,
+    system: str,
+    models: dict[str, str],
+    binding_dataset: str,
+    full_dataset: str,
+    splits: str,
+    output: str,
+    base_dir: str = ".",
+) -> None:
+    """Write the Δ model of a system as one file (:mod:`deltagdml.gdml.delta_io`) from its
+    part ``models``."""
+    complex_ = load_system(config, system, base_dir)
+    delta = DeltaModel.from_files(complex_.z, complex_.fragments, models, binding_dataset)
+    ds = load_dataset(full_dataset)
+    idx = load_splits(splits, ds.n_geometries)
+    part_info = {}
+    for part in delta.parts():
+        meta = read_npz(models[part], (), "model", optional=("md5_train", "md5_valid"))
+        part_info[part] = {key: as_str(value) for key, value in meta.items()}
+    record = TrainingRecord(
+        md5=ds.md5(),
+        idxs_train=union_train_indices(idx, delta.parts()).tolist(),
+        idxs_valid=idx["valid"].tolist(),
+    )
+    save_delta_model(delta, output, part_info=part_info, record=record, theory=theory_label(config))
+    log.info("%s: Δ model (%s) written to %s", system, ", ".join(delta.parts()), output)
