@@ -21,19 +21,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from deltagdml.dynamics.run import MDCalculator, StabilityCriteria, run_md  # noqa: E402
+from deltagdml.data.systems import model_parts  # noqa: E402
+from deltagdml.dynamics.run import MDCalculator, run_md  # noqa: E402
 from deltagdml.gdml.composite import DeltaModel, FragmentTerm  # noqa: E402
 from deltagdml.gdml.descriptor import descriptor  # noqa: E402
 from deltagdml.gdml.expansion import KernelExpansion  # noqa: E402
 from deltagdml.gdml.model_io import load_model  # noqa: E402
 from deltagdml.gdml.symmetry import descriptor_permutation, find_permutations  # noqa: E402
+from deltagdml.settings import StabilitySettings  # noqa: E402
 from deltagdml.workflow.config import (  # noqa: E402
-    dynamics_settings,  # noqa: E402
+    dynamics_settings,
     load_system,
-    model_parts,
     training_settings,
 )
-from deltagdml.workflow.steps.train import load_delta_model  # noqa: E402
 
 
 class RandomModel:
@@ -60,14 +60,14 @@ def random_models(config: dict, name: str) -> dict:
     system = load_system(config, name)
     t = training_settings(config, name)
     R, z = system.atoms.positions, system.z
-    full = RandomModel(R, z, t["n_train"], t["symmetries"])
+    full = RandomModel(R, z, t.n_train, t.symmetries)
     terms = [
-        FragmentTerm(f, RandomModel(R[f], z[f], t["n_train"], t["symmetries"]))
+        FragmentTerm(f, RandomModel(R[f], z[f], t.n_train, t.symmetries))
         if len(f) > 1
         else FragmentTerm(f, None, 0.0)
         for f in system.fragments
     ]
-    binding = RandomModel(R, z, t["n_train"], t["symmetries"])
+    binding = RandomModel(R, z, t.n_train, t.symmetries)
     return {"full": full, "delta": DeltaModel(z, terms, binding)}
 
 
@@ -77,7 +77,7 @@ def trained_models(config: dict, name: str, results: str) -> dict:
     binding = f"{results}/{name}/datasets/binding.npz"
     return {
         "full": load_model(paths["full"]),
-        "delta": load_delta_model(config, name, paths, binding),
+        "delta": DeltaModel.from_files(system.z, system.fragments, paths, binding),
     }
 
 
@@ -95,7 +95,7 @@ def main() -> None:
     # random weights give no restoring forces: their runs must not stop on a criterion
     off = {"bond_stretch": np.inf, "min_distance_A": 0.0, "com_margin_A": np.inf}
     off |= {"max_energy_change_kcal_mol_per_atom": np.inf, "max_force_kcal_mol_A": np.inf}
-    criteria = StabilityCriteria() if args.results else StabilityCriteria(**off)
+    criteria = StabilitySettings() if args.results else StabilitySettings(**off)
     print(
         f"{'system':20s} {'atoms':>5s} {'n_train':>7s} {'perms':>6s} {'model':>6s} {'steps/s':>8s}"
     )
@@ -113,10 +113,10 @@ def main() -> None:
                 MDCalculator(model),
                 system.fragments,
                 300.0,
-                s["timestep_fs"],
+                s.timestep_fs,
                 args.steps,
-                s["stride"],
-                s["friction_per_fs"],
+                s.stride,
+                s.friction_per_fs,
                 0,
                 criteria,
             )

@@ -39,10 +39,15 @@ from deltagdml.gdml.metrics import error_summary
 from deltagdml.gdml.model import GDMLModel
 from deltagdml.gdml.model_io import save_model
 from deltagdml.gdml.selection import select_sigma_configured
-from deltagdml.settings import DynamicsSettings, StabilitySettings, TrainingSettings
+from deltagdml.settings import (
+    CalculatorSettings,
+    DynamicsSettings,
+    StabilitySettings,
+    TrainingSettings,
+)
 from deltagdml.version import __version__
 
-log = logging.getLogger("deltagdml")
+log = logging.getLogger(__name__)
 Model = GDMLModel | DeltaModel
 
 
@@ -94,13 +99,13 @@ def _read_geometries(path: str, z_expected: np.ndarray) -> np.ndarray:
     return R
 
 
-def _calc_spec(value: str | None) -> dict | None:
-    """A calculator spec from ``tblite``, ``gfnff`` or ``module:Class``."""
+def _calculator(value: str | None) -> CalculatorSettings | None:
+    """The calculator named ``tblite``, ``gfnff`` or ``module:Class``."""
     if value is None:
         return None
     spec = {"name": value} if value in ("tblite", "gfnff") else {"name": "ase", "class": value}
     check_calculator_spec(spec, "--calculator")
-    return spec
+    return CalculatorSettings.from_config(spec)
 
 
 def _system(ds: Dataset, args: argparse.Namespace) -> System:
@@ -177,7 +182,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_train_delta(args: argparse.Namespace) -> None:
     labels_in = args.fragment_labels or []
     _outputs_ok([args.dataset, *labels_in], [args.output, args.full_model])
-    spec = _calc_spec(args.calculator)
+    spec = _calculator(args.calculator)
     if not labels_in and spec is None:
         raise CLIError("give --fragment-labels (one file per fragment) or --calculator")
     ds = load_dataset(args.dataset) if args.dataset.endswith(".npz") else None
@@ -192,7 +197,7 @@ def cmd_train_delta(args: argparse.Namespace) -> None:
         args.dataset,
         system,
         fragment_files=labels_in or None,
-        calc_spec=None if labels_in else spec,
+        calculator=None if labels_in else spec,
         progress=log.info,
     )
     theory = ds.theory if labels_in else calculator_label(spec)

@@ -2,7 +2,7 @@
 
 Frozen dataclasses, built once from a validated config by :mod:`deltagdml.workflow.config`
 and taken by the libraries; the command-line interface draws its defaults from here too.
-``tests/test_settings.py`` checks that the config schema's defaults and ``config.yaml``
+``tests/workflow/test_settings.py`` checks that the config schema's defaults and ``config.yaml``
 agree with these. Units: K, fs, ps, Å, kcal/mol.
 """
 
@@ -27,11 +27,47 @@ class RestraintSettings:
 
 
 @dataclass(frozen=True)
+class CalculatorSettings:
+    """An ASE calculator named in the config (``reference``, ``sampling.calculator``).
+
+    ``name``: ``tblite`` (options: the fields of :class:`TBLiteSettings`), ``gfnff`` (no
+    options) or ``ase`` (options ``class`` 'module:Class', ``kwargs``, ``pass_charge``).
+    """
+
+    name: str = "tblite"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, spec: Mapping[str, Any] | None) -> CalculatorSettings:
+        """The settings of a config value ``{name: ..., **options}``; None: GFN2-xTB."""
+        options = dict(spec or {})
+        return cls(name=options.pop("name", "tblite"), options=options)
+
+    def as_config(self) -> dict[str, Any]:
+        """The config value these settings come from."""
+        return {"name": self.name, **self.options}
+
+
+@dataclass(frozen=True)
+class TBLiteSettings:
+    """GFN-xTB through tblite, the default reference method (``reference: {name: tblite}``).
+
+    Accuracy 0.1 tightens the SCF so that forces match finite differences of the energy to
+    ~1e-4 kcal/mol/Å (about 15 % more time than 1.0); electronic temperature in K.
+    """
+
+    method: str = "GFN2-xTB"
+    accuracy: float = 0.1
+    electronic_temperature: float = 300.0
+    max_iterations: int = 250
+
+
+@dataclass(frozen=True)
 class SamplingSettings:
     """Langevin MD that samples the geometries to label (``sampling`` section)."""
 
-    #: calculator spec of the sampler; None: the reference method
-    calculator: Any = None
+    #: the sampler; None: the reference method
+    calculator: CalculatorSettings | None = None
     temperatures_K: tuple[float, ...] = (300.0,)
     timestep_fs: float = 0.5
     n_frames: int = 400

@@ -1,6 +1,6 @@
 """Run sGDML 1.0.3 (reference implementation) in its own environment.
 
-Called by tests/test_interop_sgdml.py with the interpreter of a separate virtual
+Called by tests/gdml/test_interop_sgdml.py with the interpreter of a separate virtual
 environment holding ``sgdml`` and ``numpy<2.4``; never imported by the package.
 
     python sgdml_reference.py predict MODEL.npz GEOMS.npy OUT.npz

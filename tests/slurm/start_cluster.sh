@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A throw-away one-node SLURM cluster for tests/test_slurm.py (root; Debian/Ubuntu).
+# A throw-away one-node SLURM cluster for tests/workflow/test_slurm.py (root; Debian/Ubuntu).
 #
 # Installs munge, slurmctld, slurmd and slurm-client with apt-get when they are missing,
 # writes a one-node slurm.conf (partition "debug", every core, memory minus a margin, no

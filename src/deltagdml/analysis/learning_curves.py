@@ -26,7 +26,7 @@ from deltagdml.gdml.model import GDMLModel
 from deltagdml.gdml.selection import select_sigma_configured
 from deltagdml.settings import TrainingSettings
 
-log = logging.getLogger("deltagdml")
+log = logging.getLogger(__name__)
 
 MODELS = ("full", "delta")
 FITTED = (F_MAE, E_MAE)

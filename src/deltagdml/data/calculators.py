@@ -1,6 +1,6 @@
 """Reference calculators (ASE) built from a config spec.
 
-Spec forms::
+Config forms (:class:`~deltagdml.settings.CalculatorSettings`)::
 
     None or {"name": "tblite", "method": "GFN2-xTB", "accuracy": 0.1,
              "electronic_temperature": 300.0, "max_iterations": 250}
@@ -23,15 +23,10 @@ import os
 from ase.calculators.calculator import BaseCalculator
 
 from deltagdml.errors import ConfigError
+from deltagdml.settings import CalculatorSettings, TBLiteSettings, defaults
 
-#: Defaults of the tblite calculator; accuracy 0.1 tightens the SCF so that forces match
-#: finite differences of the energy to ~1e-4 kcal/mol/Å (about 15 % more time than 1.0).
-TBLITE_DEFAULTS: dict[str, object] = {
-    "method": "GFN2-xTB",
-    "accuracy": 0.1,
-    "electronic_temperature": 300.0,
-    "max_iterations": 250,
-}
+#: Options of the tblite calculator and their defaults (:class:`TBLiteSettings`).
+TBLITE_DEFAULTS: dict[str, object] = defaults(TBLiteSettings)
 CALCULATOR_NAMES = ("tblite", "gfnff", "ase")
 TBLITE_METHODS = ("GFN2-xTB", "GFN1-xTB", "IPEA1-xTB")
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -43,10 +38,13 @@ def set_single_thread() -> None:
         os.environ.setdefault(var, "1")
 
 
-def make_calculator(spec: dict | None, charge: int, multiplicity: int) -> BaseCalculator:
-    """A fresh ASE calculator for a molecule of total ``charge`` and spin ``multiplicity``."""
-    spec = dict(spec or {"name": "tblite"})
-    name = spec.pop("name", "tblite")
+def make_calculator(
+    settings: CalculatorSettings | None, charge: int, multiplicity: int
+) -> BaseCalculator:
+    """A fresh ASE calculator for a molecule of total ``charge`` and spin ``multiplicity``
+    (``settings`` None: GFN2-xTB)."""
+    settings = settings or CalculatorSettings()
+    name, spec = settings.name, dict(settings.options)
     if name == "tblite":
         unknown = set(spec) - set(TBLITE_DEFAULTS)
         if unknown:
@@ -82,15 +80,14 @@ def make_calculator(spec: dict | None, charge: int, multiplicity: int) -> BaseCa
     )
 
 
-def calculator_label(spec: dict | None) -> str:
-    """Human-readable name of a calculator spec, e.g. ``GFN2-xTB (tblite)``."""
-    spec = spec or {"name": "tblite"}
-    name = spec.get("name", "tblite")
-    if name == "tblite":
-        return f"{spec.get('method', TBLITE_DEFAULTS['method'])} (tblite)"
-    if name == "gfnff":
+def calculator_label(settings: CalculatorSettings | None) -> str:
+    """Human-readable name of a calculator, e.g. ``GFN2-xTB (tblite)``."""
+    settings = settings or CalculatorSettings()
+    if settings.name == "tblite":
+        return f"{settings.options.get('method', TBLITE_DEFAULTS['method'])} (tblite)"
+    if settings.name == "gfnff":
         return "GFN-FF (gfnff)"
-    return str(spec.get("class", name))
+    return str(settings.options.get("class", settings.name))
 
 
 def check_calculator_spec(spec: dict | None, where: str) -> None:

@@ -17,6 +17,7 @@ from deltagdml.data.labelling import Progress, geometry_labels, label_fragments,
 from deltagdml.data.systems import System
 from deltagdml.errors import DatasetError
 from deltagdml.gdml.dataset import check_distances, load_dataset
+from deltagdml.settings import CalculatorSettings
 from deltagdml.units import KCAL_MOL_PER_EV
 
 #: Largest allowed difference (Å) between a fragment file's and the complex's geometry.
@@ -76,13 +77,13 @@ def ingest_dataset(
     path: str | os.PathLike,
     system: System,
     fragment_files: list[str | os.PathLike] | None = None,
-    calc_spec: dict | None = None,
+    calculator: CalculatorSettings | None = None,
     progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:
     """Labels (see :mod:`.labelling`) for the complex geometries and labels in ``path``.
 
     Fragment labels are read from ``fragment_files`` (one per fragment, geometries equal
-    to the complex's within ``GEOMETRY_TOL``), else computed with ``calc_spec`` if given,
+    to the complex's within ``GEOMETRY_TOL``), else computed with ``calculator`` if given,
     else left out (add them later with ``label_fragments`` + ``combine_labels``).
     """
     path = str(path)
@@ -109,8 +110,8 @@ def ingest_dataset(
                     f"{dev[i]:.2e} Å (tolerance {GEOMETRY_TOL} Å)"
                 )
             labels[f"E_frag_{k}"], labels[f"F_frag_{k}"] = E_k, F_k
-    elif calc_spec is not None:
-        fragments = label_fragments(system, R, calc_spec, progress)
+    elif calculator is not None:
+        fragments = label_fragments(system, R, calculator, progress)
         labels.update({k: v for k, v in fragments.items() if "_frag_" in k})
     validate_labels(labels, system, source=path)
     return labels

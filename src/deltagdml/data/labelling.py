@@ -22,6 +22,7 @@ from deltagdml.data.calculators import make_calculator
 from deltagdml.data.systems import System
 from deltagdml.errors import ConfigError, DatasetError
 from deltagdml.npz_io import read_npz
+from deltagdml.settings import CalculatorSettings
 from deltagdml.units import KCAL_MOL_PER_EV
 
 Progress = Callable[[str], None]
@@ -73,7 +74,7 @@ def _single_point(calc: BaseCalculator, atoms: Atoms, what: str) -> tuple[float,
 def _label(
     system: System,
     R: np.ndarray,
-    calc_spec: dict | None,
+    calculator: CalculatorSettings | None,
     progress: Progress | None,
     frame_indices: np.ndarray | None,
     with_complex: bool,
@@ -91,13 +92,13 @@ def _label(
             continue
         atom = Atoms(numbers=system.atoms.numbers[frag], positions=np.zeros((1, 3)))
         what = f"system '{system.name}' fragment {k} (single atom, charge {q})"
-        energy, _ = _single_point(make_calculator(calc_spec, q, m), atom, what)
+        energy, _ = _single_point(make_calculator(calculator, q, m), atom, what)
         labels[f"E_frag_{k}"] = np.full(len(R), energy)
         labels[f"F_frag_{k}"] = np.zeros((len(R), 1, 3))
     runs = []
     for prefix, atom_idx, q, m, desc in parts:
         atoms = Atoms(numbers=system.atoms.numbers[atom_idx], positions=R[0, atom_idx])
-        runs.append((prefix, atom_idx, make_calculator(calc_spec, q, m), atoms, desc))
+        runs.append((prefix, atom_idx, make_calculator(calculator, q, m), atoms, desc))
         labels[f"E{prefix}"] = np.empty(len(R))
         labels[f"F{prefix}"] = np.empty((len(R), len(atom_idx), 3))
     every = max(1, len(R) // 10)
@@ -114,7 +115,7 @@ def _label(
 def label_frames(
     system: System,
     R: np.ndarray,
-    calc_spec: dict | None,
+    calculator: CalculatorSettings | None,
     progress: Progress | None = None,
     frame_indices: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
@@ -123,18 +124,18 @@ def label_frames(
     One calculator per (complex, fragment) is created and reused across frames.
     ``frame_indices`` (default ``arange(M)``) are the global frame numbers of a chunk.
     """
-    return _label(system, R, calc_spec, progress, frame_indices, with_complex=True)
+    return _label(system, R, calculator, progress, frame_indices, with_complex=True)
 
 
 def label_fragments(
     system: System,
     R: np.ndarray,
-    calc_spec: dict | None,
+    calculator: CalculatorSettings | None,
     progress: Progress | None = None,
     frame_indices: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Like :func:`label_frames` but only the isolated fragments (complex labels given)."""
-    return _label(system, R, calc_spec, progress, frame_indices, with_complex=False)
+    return _label(system, R, calculator, progress, frame_indices, with_complex=False)
 
 
 def chunk_indices(n_frames: int, n_chunks: int) -> list[np.ndarray]:

@@ -21,7 +21,7 @@ from deltagdml.data.md import com_distances, com_restraint, langevin
 from deltagdml.data.systems import System
 from deltagdml.errors import ConfigError, DatasetError
 from deltagdml.npz_io import read_npz
-from deltagdml.settings import RestraintSettings
+from deltagdml.settings import CalculatorSettings, RestraintSettings
 from deltagdml.units import KCAL_MOL_PER_EV, length_scale
 
 Progress = Callable[[str], None]
@@ -35,7 +35,7 @@ def _reporter(progress: Progress | None) -> Progress:
 
 def sample_md(
     system: System,
-    calc_spec: dict | None,
+    calculator: CalculatorSettings | None,
     temperature_K: float,
     timestep_fs: float,
     n_frames: int,
@@ -64,7 +64,7 @@ def sample_md(
         )
     report = _reporter(progress)
     atoms = Atoms(system.atoms.numbers, positions=system.atoms.positions)
-    calc = make_calculator(calc_spec, system.charge, system.multiplicity)
+    calc = make_calculator(calculator, system.charge, system.multiplicity)
     masses = system.atoms.get_masses()
     restraint = restraint or RestraintSettings()
     bias = com_restraint(restraint, system.atoms.positions, masses, system.fragments)

@@ -67,9 +67,3 @@ def jacobian_transpose_dot(G: np.ndarray, g: np.ndarray) -> np.ndarray:
     w = g[:, :, None] * G  # (M, D, 3)
     out = incidence(n_atoms) @ w.transpose(1, 0, 2).reshape(D, 3 * M)
     return out.reshape(n_atoms, M, 3).transpose(1, 0, 2)
-
-
-def jacobian_dot(G: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Descriptor-space vectors J v (M, D) from Cartesian vectors v (M, N, 3)."""
-    a, b = pair_indices(v.shape[-2])
-    return np.einsum("mkc,mkc->mk", G, v[:, b, :] - v[:, a, :])

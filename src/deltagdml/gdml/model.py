@@ -158,20 +158,35 @@ class GDMLModel:
         """
         model = cls(sigma=sigma, lam=lam, perms=perms)
         model._check_params()
-        model.z_ = z
-        model.perms_ = perms
-        model.tril_perms_ = tril_perms
-        model.X_train_ = X_train
-        model.V_ = V
-        model.alpha_ = alpha
-        model.std_ = float(std)
-        model.c_ = float(c)
-        model.use_E_ = bool(use_E)
+        model._set_fitted(z, perms, tril_perms, X_train, alpha, V, std, c, use_E)
         model.solver_ = solver
         model.solver_info_ = {}
         model.timings_ = {}
-        model._build_expansion()
         return model
+
+    def _set_fitted(
+        self,
+        z: np.ndarray,
+        perms: np.ndarray,
+        tril_perms: np.ndarray,
+        X_train: np.ndarray,
+        alpha: np.ndarray | None,
+        V: np.ndarray,
+        std: float,
+        c: float,
+        use_E: bool,
+    ) -> None:
+        """Store the fitted arrays and build the kernel expansion that predicts with them."""
+        self.z_ = z
+        self.perms_ = perms
+        self.tril_perms_ = tril_perms
+        self.X_train_ = X_train
+        self.alpha_ = alpha
+        self.V_ = V
+        self.std_ = float(std)
+        self.c_ = float(c)
+        self.use_E_ = bool(use_E)
+        self._build_expansion()
 
     # -- training -----------------------------------------------------------------
     def resolve_perms(self, R: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -223,16 +238,7 @@ class GDMLModel:
             )
         t3 = time.perf_counter()
         V = np.einsum("mdk,mk->md", J, alpha.reshape(M, 3 * N))
-        self.z_ = z
-        self.perms_ = perms
-        self.tril_perms_ = tril_perms
-        self.X_train_ = X
-        self.alpha_ = alpha
-        self.V_ = V
-        self.std_ = std
-        self.c_ = 0.0
-        self.use_E_ = E is not None
-        self._build_expansion()
+        self._set_fitted(z, perms, tril_perms, X, alpha, V, std, 0.0, E is not None)
         if E is not None:
             E0, _ = self.predict(R)
             self.c_ = float(np.mean(E - E0))

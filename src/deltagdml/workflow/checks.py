@@ -163,7 +163,8 @@ def check_config(
             where = "sampling.calculator"
             if "calculator" in (entry.get("sampling") or {}):
                 where = f"systems.{name}.{where}"
-            check_calculator_spec(sampling_settings(config, name).calculator, where)
+            sampler = sampling_settings(config, name).calculator
+            check_calculator_spec(sampler.as_config(), where)
         _check_training(config, name, systems[name], base_dir)
         if "dataset" in entry and read_data:
             _check_user_data(config, name, systems[name], base_dir)

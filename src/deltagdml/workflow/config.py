@@ -18,6 +18,7 @@ from deltagdml.errors import ConfigError
 from deltagdml.gdml.solvers.choice import training_mem_mb
 from deltagdml.settings import (
     AnalysisSettings,
+    CalculatorSettings,
     DynamicsSettings,
     SamplingSettings,
     TrainingSettings,
@@ -93,7 +94,13 @@ def sampling_settings(config: dict, name: str) -> SamplingSettings:
         )
     if s["calculator"] is None:
         s["calculator"] = config.get("reference")
+    s["calculator"] = CalculatorSettings.from_config(s["calculator"])
     return build(SamplingSettings, s)
+
+
+def reference_settings(config: dict) -> CalculatorSettings:
+    """The reference method, which labels every geometry (``reference``)."""
+    return CalculatorSettings.from_config(config.get("reference"))
 
 
 def _training_layers(config: dict, name: str) -> tuple[dict, dict]:

@@ -32,6 +32,7 @@ from deltagdml.workflow.config import (
     load_system,
     part_overrides,
     part_train_sizes,
+    reference_settings,
     sampling_settings,
     system_entry,
     train_pool_size,
@@ -49,7 +50,7 @@ def _progress(message: str) -> None:
 
 def theory_label(config: dict) -> str:
     """Human-readable name of the reference method."""
-    return calculator_label(config.get("reference"))
+    return calculator_label(reference_settings(config))
 
 
 def sample_replica(
@@ -193,7 +194,7 @@ def label_chunk(
     traj = load_trajectory(trajectory)
     idx = chunk_indices(len(traj["R"]), n_chunks)[chunk]
     result = label_frames(
-        complex_, traj["R"][idx], config.get("reference"), progress=_progress, frame_indices=idx
+        complex_, traj["R"][idx], reference_settings(config), progress=_progress, frame_indices=idx
     )
     save_labels(result, labels)
 
@@ -218,7 +219,7 @@ def ingest_dataset(*, config: dict, system: str, labels: str, base_dir: str = ".
         Path(base_dir) / entry["dataset"],
         complex_,
         fragment_files=[Path(base_dir) / f for f in fragment_files] if fragment_files else None,
-        calc_spec=None if fragment_files else config.get("reference"),
+        calculator=None if fragment_files else reference_settings(config),
         progress=_progress,
     )
     save_labels(result, labels)

@@ -191,27 +191,26 @@ def md_analyse(
     base_dir: str = ".",
 ) -> None:
     """Stability table, free-energy surfaces and MSAD of all ``runs`` of one system."""
-    name = system
-    a = dynamics_settings(config, name).analysis
-    system = load_system(config, name, base_dir)
-    runs = sorted(
+    a = dynamics_settings(config, system).analysis
+    complex_ = load_system(config, system, base_dir)
+    loaded = sorted(
         (load_run(p) for p in runs), key=lambda r: (r["model"] != "full", r["temperature_K"])
     )
-    guest = choose_guest(system, a.guest_fragment)
-    (x_label, y_label), cvs = cv_pair(a, system, runs[0]["R"][0])
-    frames = [_analysed_frames(r, a.equilibration_ps) for r in runs]
+    guest = choose_guest(complex_, a.guest_fragment)
+    (x_label, y_label), cvs = cv_pair(a, complex_, loaded[0]["R"][0])
+    frames = [_analysed_frames(r, a.equilibration_ps) for r in loaded]
     xs, ys = zip(*(cvs(R).T for R in frames), strict=True)
     ranges = common_ranges(xs, ys)
     surfaces = [
         free_energy_surface(x, y, r["temperature_K"], a.fes_bins, ranges, a.fes_smoothing_bins)
-        for x, y, r in zip(xs, ys, runs, strict=True)
+        for x, y, r in zip(xs, ys, loaded, strict=True)
     ]
     rows, curves = [], []
-    for r, R in zip(runs, frames, strict=True):
+    for r, R in zip(loaded, frames, strict=True):
         rows.append(
             {
-                "system": name,
-                "n_atoms": system.n_atoms,
+                "system": system,
+                "n_atoms": complex_.n_atoms,
                 "model": r["model"],
                 "temperature_K": r["temperature_K"],
                 "status": "unstable" if r["reason"] else "stable",
@@ -222,8 +221,8 @@ def md_analyse(
         )
         if guest is None or len(R) < 2:
             continue
-        g = system.fragments[guest]
-        U = guest_orientations(R, g, np.setdiff1d(np.arange(system.n_atoms), g))
+        g = complex_.fragments[guest]
+        U = guest_orientations(R, g, np.setdiff1d(np.arange(complex_.n_atoms), g))
         m = rotational_msad(U, int(a.msad_max_lag_fraction * (len(R) - 1)))
         curves.append(
             pd.DataFrame(
@@ -249,18 +248,18 @@ def md_analyse(
         F_kcal_mol=np.array(surfaces),
         x_edges=np.linspace(*ranges[0], a.fes_bins + 1),
         y_edges=np.linspace(*ranges[1], a.fes_bins + 1),
-        model=np.array([r["model"] for r in runs]),
-        temperature_K=np.array([r["temperature_K"] for r in runs]),
+        model=np.array([r["model"] for r in loaded]),
+        temperature_K=np.array([r["temperature_K"] for r in loaded]),
         x_label=np.array(x_label),
         y_label=np.array(y_label),
     )
-    plot_fes_grid(surfaces, ranges, table, x_label, y_label, name, fes_png, fes_pdf)
+    plot_fes_grid(surfaces, ranges, table, x_label, y_label, system, fes_png, fes_pdf)
     guest_name = None
     if curves:
         guest_name = (
-            f"fragment {guest} ({system.atoms[system.fragments[guest]].get_chemical_formula()})"
+            f"fragment {guest} ({complex_.atoms[complex_.fragments[guest]].get_chemical_formula()})"
         )
-    plot_msad(curve_table, table, guest_name, name, msad_png, msad_pdf)
+    plot_msad(curve_table, table, guest_name, system, msad_png, msad_pdf)
 
 
 def md_summary(

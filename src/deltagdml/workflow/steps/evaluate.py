@@ -100,8 +100,7 @@ def evaluate(
 ) -> None:
     """Test-set errors of the full and Δ models (overall and per fragment) from the part
     ``models``; σ and permutation counts from the ``scores`` files."""
-    name = system
-    complex_ = load_system(config, name, base_dir)
+    complex_ = load_system(config, system, base_dir)
     ds = load_dataset(full_dataset)
     split = load_splits(splits, ds.n_geometries)
     test = ds.subset(split["test"])
@@ -120,7 +119,7 @@ def evaluate(
     ):
         rows.append(
             {
-                "system": name,
+                "system": system,
                 "model": label,
                 "n_atoms": ds.n_atoms,
                 "n_train": len(union_train_indices(split, parts)),
@@ -138,7 +137,7 @@ def evaluate(
         for label, F in (("full", F_full), ("delta", F_delta)):
             frag_rows.append(
                 {
-                    "system": name,
+                    "system": system,
                     "fragment": k,
                     "formula": formula,
                     "n_atoms": len(idx),

@@ -13,7 +13,7 @@ import yaml
 from deltagdml.gdml.dataset import load_dataset
 from deltagdml.gdml.model_io import load_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ from deltagdml.gdml.dataset import Dataset, load_dataset, save_dataset
 from deltagdml.gdml.model import GDMLModel
 from deltagdml.gdml.model_io import save_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((ROOT / "workflow" / "configs" / "tiny.yaml").read_text())
 
 

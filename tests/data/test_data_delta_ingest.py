@@ -19,6 +19,7 @@ from deltagdml.data.splits import load_splits, make_splits, save_splits  # noqa:
 from deltagdml.data.systems import DEFAULT_SYSTEMS, System, system_from_config  # noqa: E402
 from deltagdml.errors import ConfigError, DatasetError  # noqa: E402
 from deltagdml.gdml.dataset import Dataset, load_dataset, save_dataset  # noqa: E402
+from deltagdml.settings import CalculatorSettings
 from deltagdml.units import KCAL_MOL_PER_EV  # noqa: E402
 
 
@@ -150,7 +151,7 @@ def test_ingest_computes_fragment_labels_with_calculator(water_benzene, tmp_path
     R[1, 12] += 0.05
     ds = Dataset(R, water_benzene.z, np.zeros_like(R), np.array([1.0, 2.0]), name="mine")
     save_dataset(ds, tmp_path / "mine.npz")
-    labels = ingest_dataset(tmp_path / "mine.npz", water_benzene, calc_spec={"name": "tblite"})
+    labels = ingest_dataset(tmp_path / "mine.npz", water_benzene, calculator=CalculatorSettings())
     direct = label_fragments(water_benzene, R, None, progress=lambda m: None)
     for key in ("E_frag_0", "F_frag_1"):
         np.testing.assert_allclose(labels[key], direct[key], atol=1e-6)

@@ -19,7 +19,7 @@ from deltagdml.data.systems import (
 )
 from deltagdml.errors import ConfigError  # noqa: E402
 
-REPO = Path(__file__).parents[1]
+REPO = Path(__file__).parents[2]
 SMALL = ["methane_dimer", "benzene_dimer", "water_benzene", "na_benzene"]
 FORMULAS = {
     "methane_dimer": ["CH4", "CH4"],

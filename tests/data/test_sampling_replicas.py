@@ -19,12 +19,13 @@ from deltagdml.data.frame_selection import (
 from deltagdml.data.labelling import load_labels
 from deltagdml.data.sampling import load_trajectory, sample_md
 from deltagdml.errors import ConfigError
+from deltagdml.settings import CalculatorSettings
 from deltagdml.units import KCAL_MOL_PER_EV
 from deltagdml.workflow.checks import check_config
-from deltagdml.workflow.config import sampling_settings
+from deltagdml.workflow.config import reference_settings, sampling_settings
 from deltagdml.workflow.steps import data as steps
 
-REPO = Path(__file__).parents[1]
+REPO = Path(__file__).parents[2]
 GFNFF = {"name": "gfnff"}
 
 
@@ -87,9 +88,10 @@ def test_sampler_drives_the_md_and_the_reference_labels_it(sampled, tmp_path):
     kwargs = dict(
         n_frames=6, stride=3, seed=6, restraint=sampling_settings(config, "water_benzene").restraint
     )
-    with_sampler = sample_md(system, GFNFF, 400, 0.5, **kwargs, progress=lambda m: None)
+    gfnff = CalculatorSettings.from_config(GFNFF)
+    with_sampler = sample_md(system, gfnff, 400, 0.5, **kwargs, progress=lambda m: None)
     with_reference = sample_md(
-        system, config["reference"], 400, 0.5, **kwargs, progress=lambda m: None
+        system, reference_settings(config), 400, 0.5, **kwargs, progress=lambda m: None
     )
     np.testing.assert_array_equal(replica["R"], with_sampler["R"])
     assert not np.allclose(replica["R"], with_reference["R"], atol=1e-3)
@@ -106,8 +108,10 @@ def test_sampler_drives_the_md_and_the_reference_labels_it(sampled, tmp_path):
         labels=str(tmp_path / "labels.npz"),
     )
     labels = load_labels(tmp_path / "labels.npz", system)
-    reference = make_calculator(config["reference"], system.charge, system.multiplicity)
-    sampler = make_calculator(GFNFF, system.charge, system.multiplicity)
+    reference = make_calculator(reference_settings(config), system.charge, system.multiplicity)
+    sampler = make_calculator(
+        CalculatorSettings.from_config(GFNFF), system.charge, system.multiplicity
+    )
     for i in (0, len(traj["R"]) - 1):
         atoms = Atoms(system.z, positions=traj["R"][i])
         atoms.calc = reference
@@ -197,9 +201,9 @@ def test_time_selection_keeps_every_frame_when_sizes_match():
 def test_sampling_settings_resolve_replicas_and_sampler(tmp_path):
     config = replica_config(tmp_path, frames_per_replica=None, n_frames=9)
     s = sampling_settings(config, "water_benzene")
-    assert s.frames_per_replica == 5 and s.calculator == GFNFF
+    assert s.frames_per_replica == 5 and s.calculator.as_config() == GFNFF
     del config["sampling"]["calculator"]
-    assert sampling_settings(config, "water_benzene").calculator == config["reference"]
+    assert sampling_settings(config, "water_benzene").calculator == reference_settings(config)
     config["sampling"] |= {"frames_per_replica": 4}
     with pytest.raises(ConfigError, match=r"n_frames = 9 asks 5 frames of each of 2 repl"):
         sampling_settings(config, "water_benzene")

@@ -20,7 +20,7 @@ from deltagdml.settings import (
 )
 from deltagdml.workflow.config import dynamics_settings, sampling_settings, training_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
 SECTIONS = {

@@ -13,7 +13,7 @@ import yaml
 from deltagdml.errors import ConfigError
 from deltagdml.workflow.checks import check_results_path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((ROOT / "workflow" / "configs" / "tiny.yaml").read_text())
 
 

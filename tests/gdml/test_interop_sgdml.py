@@ -16,7 +16,7 @@ from deltagdml.gdml.dataset import Dataset, save_dataset
 from deltagdml.gdml.model import GDMLModel
 from deltagdml.gdml.model_io import load_model, save_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "interop" / "sgdml_reference.py"
 SGDML_PYTHON = os.environ.get("SGDML_PYTHON", str(ROOT / ".venv-sgdml" / "bin" / "python"))
 

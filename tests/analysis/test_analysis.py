@@ -343,3 +343,34 @@ def test_steps_write_csv_and_figures(tmp_path):
     for name in ("dv", "fd", "bs"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
         assert (tmp_path / f"{name}.pdf").stat().st_size > 5_000
+
+
+def test_plotting_leaves_matplotlib_global_state_alone(tmp_path):
+    """Importing the figure modules, or drawing a figure, changes no global rcParams; the
+    figures are drawn in the package's style all the same."""
+    import subprocess
+    import sys
+
+    code = f"""
+import matplotlib
+import pandas as pd
+before = dict(matplotlib.rcParams)
+backend = matplotlib.rcParams["backend"]
+from deltagdml.analysis import figures, plotting
+from deltagdml.dynamics import figures as md_figures
+assert dict(matplotlib.rcParams) == before, "import changed rcParams"
+seen = {{}}
+@plotting.styled
+def probe():
+    seen["font"] = matplotlib.rcParams["font.size"]
+probe()
+assert seen["font"] == plotting.STYLE["font.size"]
+metrics = pd.DataFrame({{"system": ["a", "a"], "model": ["full", "delta"],
+                        "e_mae_kcal_mol": [1.0, 0.5], "f_mae_kcal_mol_A": [2.0, 1.0]}})
+plotting.plot_error_comparison(metrics, r"{tmp_path}/e.png", r"{tmp_path}/e.pdf")
+assert dict(matplotlib.rcParams) == before, "drawing changed rcParams"
+assert matplotlib.rcParams["backend"] == backend
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "e.png").stat().st_size > 5_000

@@ -26,7 +26,7 @@ from deltagdml.errors import ConfigError
 from deltagdml.gdml.calculator import GDMLCalculator
 from deltagdml.gdml.composite import DeltaModel, FragmentTerm
 from deltagdml.gdml.model import GDMLModel
-from deltagdml.settings import DynamicsSettings, StabilitySettings
+from deltagdml.settings import DynamicsSettings, RestraintSettings, StabilitySettings
 from deltagdml.workflow.config import dynamics_settings
 from deltagdml.workflow.steps.dynamics import load_run, md_analyse, md_summary, save_run
 
@@ -384,3 +384,21 @@ def test_start_geometry_median_or_lowest_energy():
     config = {"systems": {"w": {"preset": "water_benzene"}}, "dynamics": {"start": "hottest"}}
     with pytest.raises(ConfigError, match="start must be one of"):
         dynamics_settings(config, "w")
+
+
+def test_a_restraint_moves_the_atoms_but_is_left_out_of_the_recorded_energy(
+    methane_dimer_models,
+):
+    """With the COM restraint on, the stored energies and forces (and the stability checks)
+    are the model's own; the restraint still acts on the dynamics."""
+    atoms, frags, models = methane_dimer_models
+    model = models["full"]
+    args = (frags, 50.0, 0.5, 40, 10, 0.01, 3, StabilitySettings())
+    tight = RestraintSettings(enabled=True, r0=2.5, k=0.5)  # r0 < COM distance: active
+    held = run_md(atoms, MDCalculator(model), *args, restraint=tight)
+    free = run_md(atoms, MDCalculator(model), *args)
+    E, F = model.predict(held.R)
+    np.testing.assert_allclose(held.energy_kcal_mol, E, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(held.forces_kcal_mol_A, F, rtol=0, atol=1e-6)
+    assert held.steps_done == 40
+    assert not np.allclose(held.R[-1], free.R[-1])  # the restraint did act

@@ -41,3 +41,18 @@ def test_too_many_points_requested():
         train_valid_test_split(np.arange(10.0), 5, 5, 5, seed=0)
     with pytest.raises(DatasetError, match="only 3 of 10 geometries are left"):
         stratified_sample(np.arange(10.0), 4, np.random.default_rng(0), exclude=np.arange(7))
+
+
+def test_without_energies_the_draw_is_uniform_and_seeded():
+    split = train_valid_test_split(None, 30, 10, 20, seed=4, n_geometries=100)
+    again = train_valid_test_split(None, 30, 10, 20, seed=4, n_geometries=100)
+    for key in ("train", "valid", "test"):
+        np.testing.assert_array_equal(split[key], again[key])
+    drawn = np.concatenate(list(split.values()))
+    assert np.unique(drawn).size == 60 and drawn.max() < 100
+    counts = np.zeros(100)
+    for seed in range(400):
+        counts[stratified_sample(None, 10, np.random.default_rng(seed), n_geometries=100)] += 1
+    assert counts.min() > 15 and counts.max() < 70  # each index drawn ~40 times
+    with pytest.raises(DatasetError, match="number of geometries"):
+        stratified_sample(None, 3, np.random.default_rng(0))

@@ -204,7 +204,7 @@ def test_pipeline_training_with_iterative_solver(methane, tmp_path, caplog):
     from deltagdml.data.splits import make_splits, save_splits
     from deltagdml.gdml.dataset import Dataset, save_dataset
     from deltagdml.gdml.model_io import load_model
-    from deltagdml.workflow.steps.train import train
+    from deltagdml.workflow.steps.train import train_model
 
     R, E, F = methane.sample(50)
     save_dataset(Dataset(R=R, z=methane.z, F=F, E=E), tmp_path / "full.npz")
@@ -214,9 +214,11 @@ def test_pipeline_training_with_iterative_solver(methane, tmp_path, caplog):
         "training": {"n_train": 30, "n_valid": 10, "n_test": 10, "sigmas": [2.0]},
     }
     config["training"].update(solver="iterative", max_memory_gb=1, solver_tol=1e-5)
-    paths = [tmp_path / name for name in ("full.npz", "splits.npz", "m.npz", "s.csv", "t.csv")]
+    names = ("dataset", "splits", "model", "scores", "timing")
+    files = ("full.npz", "splits.npz", "m.npz", "s.csv", "t.csv")
+    paths = {k: str(tmp_path / f) for k, f in zip(names, files, strict=True)}
     caplog.set_level("INFO", logger="deltagdml")
-    train(config, "ch4", "full", *map(str, paths))
+    train_model(config=config, system="ch4", part="full", base_dir=str(tmp_path), **paths)
     assert "CG converged" in caplog.text
     model = load_model(tmp_path / "m.npz")
     _, F_pred = model.predict(R[:5])

@@ -81,9 +81,10 @@ def test_forces_only_training(methane):
 
 
 @pytest.mark.parametrize("sigma", [0.0, -1.0, np.nan])
-def test_rejects_bad_sigma(sigma):
+def test_rejects_bad_sigma(sigma, methane):
+    R, E, F = methane.sample(3)
     with pytest.raises(ModelError, match="sigma"):
-        GDMLModel(sigma=sigma)
+        GDMLModel(sigma=sigma).fit(R, methane.z, F, E)
 
 
 def test_rejects_bad_training_input(methane):
@@ -129,7 +130,7 @@ def test_unfitted_model_refuses_to_predict():
 def test_blocked_cholesky_equals_lapack(monkeypatch):
     # Above LAPACK_CHOLESKY_MAX_ORDER the factorisation is blocked (OpenBLAS's threaded
     # dpotrf crashes on large matrices); force that path on a small matrix.
-    from deltagdml.gdml.solvers import choice as solvers
+    from deltagdml.gdml.solvers import cholesky as solvers
 
     monkeypatch.setattr(solvers, "LAPACK_CHOLESKY_MAX_ORDER", 50)
     rng = np.random.default_rng(1)

@@ -21,7 +21,11 @@ from deltagdml.errors import ConfigError, DatasetError  # noqa: E402
 from deltagdml.gdml.dataset import Dataset, save_dataset  # noqa: E402
 from deltagdml.gdml.model_io import load_model  # noqa: E402
 from deltagdml.workflow.checks import check_config
-from deltagdml.workflow.config import training_settings  # noqa: E402
+from deltagdml.workflow.config import (  # noqa: E402
+    part_overrides,
+    train_pool_size,
+    training_settings,
+)
 from deltagdml.workflow.steps.data import split  # noqa: E402
 from deltagdml.workflow.steps.train import train_model  # noqa: E402
 
@@ -87,7 +91,8 @@ def test_part_settings_merge_and_are_checked():
     assert training_settings(config, "water_benzene", "fragment_0").n_train == 30
     assert training_settings(config, "water_benzene", "fragment_0").symmetries == "none"
     assert training_settings(config, "water_benzene", "full").symmetries == "auto"
-    assert "parts" not in training_settings(config, "water_benzene", "full")
+    assert set(part_overrides(config, "water_benzene")) == {"fragment_0"}
+    assert train_pool_size(config, "water_benzene") == 30
     check_config(config)
     # the largest part sets the training pool, which must fit in the sampled frames
     too_big = water_benzene_config(binding={"n_train": 50})

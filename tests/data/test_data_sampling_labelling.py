@@ -23,7 +23,9 @@ from deltagdml.data.md import COMRestraint, com_distances
 from deltagdml.data.sampling import load_trajectory, sample_md, save_trajectory
 from deltagdml.data.systems import DEFAULT_SYSTEMS, fragment_atoms, system_from_config  # noqa: E402
 from deltagdml.errors import ConfigError, DatasetError  # noqa: E402
-from deltagdml.settings import RestraintSettings  # noqa: E402
+from deltagdml.settings import CalculatorSettings, RestraintSettings  # noqa: E402
+
+spec = CalculatorSettings.from_config
 from deltagdml.units import KCAL_MOL_PER_EV  # noqa: E402
 
 
@@ -55,7 +57,7 @@ def jiggle(system, n, scale=0.03, seed=0):
 
 
 def test_tblite_calculator_gets_charge_and_multiplicity():
-    calc = make_calculator({"name": "tblite", "accuracy": 1.0}, charge=1, multiplicity=2)
+    calc = make_calculator(spec({"name": "tblite", "accuracy": 1.0}), charge=1, multiplicity=2)
     assert calc.parameters.charge == 1 and calc.parameters.multiplicity == 2
     assert calc.parameters.accuracy == 1.0 and calc.parameters.method == "GFN2-xTB"
     # multiplicity reaches tblite: triplet water lies ~15 eV above the singlet
@@ -67,18 +69,20 @@ def test_tblite_calculator_gets_charge_and_multiplicity():
 
 def test_calculator_spec_errors():
     with pytest.raises(ConfigError, match="unknown calculator name 'orca'"):
-        make_calculator({"name": "orca"}, 0, 1)
+        make_calculator(spec({"name": "orca"}), 0, 1)
     with pytest.raises(ConfigError, match=r"unknown tblite key\(s\) \['acuracy'\]"):
-        make_calculator({"name": "tblite", "acuracy": 0.1}, 0, 1)
+        make_calculator(spec({"name": "tblite", "acuracy": 0.1}), 0, 1)
     with pytest.raises(ConfigError, match="cannot import 'ase.calculators.emt:Nope'"):
-        make_calculator({"name": "ase", "class": "ase.calculators.emt:Nope"}, 0, 1)
+        make_calculator(spec({"name": "ase", "class": "ase.calculators.emt:Nope"}), 0, 1)
     with pytest.raises(ConfigError, match="'collections:Counter' is not an ASE calculator class"):
-        make_calculator({"name": "ase", "class": "collections:Counter"}, 0, 1)
+        make_calculator(spec({"name": "ase", "class": "collections:Counter"}), 0, 1)
     with pytest.raises(ConfigError, match="'kwargs' must be a mapping"):
-        make_calculator({"name": "ase", "class": "ase.calculators.emt:EMT", "kwargs": 1}, 0, 1)
-    spec = {"name": "ase", "class": "ase.calculators.singlepoint:SinglePointCalculator"}
+        make_calculator(
+            spec({"name": "ase", "class": "ase.calculators.emt:EMT", "kwargs": 1}), 0, 1
+        )
+    single = {"name": "ase", "class": "ase.calculators.singlepoint:SinglePointCalculator"}
     with pytest.raises(ConfigError, match="kwargs \\[\\] do not fit .*missing a required argument"):
-        make_calculator(spec, 0, 1)
+        make_calculator(spec(single), 0, 1)
     with pytest.raises(ConfigError, match="accuracy must be a positive number, got 'high'"):
         check_calculator_spec({"name": "tblite", "accuracy": "high"}, "reference")
     with pytest.raises(ConfigError, match="reference: method 'GFN3-xTB' is not one of"):
@@ -90,11 +94,11 @@ def test_calculator_spec_errors():
 
 
 def test_generic_ase_calculator_gets_charge_only_on_request():
-    calc = make_calculator({"name": "ase", "class": "ase.calculators.emt:EMT"}, 1, 1)
+    calc = make_calculator(spec({"name": "ase", "class": "ase.calculators.emt:EMT"}), 1, 1)
     assert isinstance(calc, EMT)
-    spec = {"name": "ase", "class": "tblite.ase:TBLite", "kwargs": {"verbosity": 0}}
-    assert make_calculator(spec, 1, 2).parameters.charge is None
-    calc = make_calculator({**spec, "pass_charge": True}, 1, 2)
+    tblite = {"name": "ase", "class": "tblite.ase:TBLite", "kwargs": {"verbosity": 0}}
+    assert make_calculator(spec(tblite), 1, 2).parameters.charge is None
+    calc = make_calculator(spec({**tblite, "pass_charge": True}), 1, 2)
     assert calc.parameters.charge == 1 and calc.parameters.multiplicity == 2
 
 
@@ -270,4 +274,4 @@ def test_load_labels_checks_system(methane, water_benzene, tmp_path):
 def test_scf_failure_names_frame(methane):
     idx = np.array([7, 8])
     with pytest.raises(LabellingError, match="frame 7: calculation failed: SCF not converged"):
-        label_frames(methane, jiggle(methane, 2), {"max_iterations": 1}, quiet, idx)
+        label_frames(methane, jiggle(methane, 2), spec({"max_iterations": 1}), quiet, idx)
