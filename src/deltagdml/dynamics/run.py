@@ -131,6 +131,15 @@ class MDResult:
         return self.steps_done / self.wall_s if self.wall_s > 0 else float("nan")
 
 
+def _model_forces(atoms: Atoms, calc: BaseCalculator) -> np.ndarray:
+    """The model's forces (eV/Å) as the integrator applies them: the fixed centre of mass
+    projected out, any restraint left out (cached by the last step)."""
+    forces = calc.get_forces(atoms).copy()
+    for constraint in atoms.constraints:
+        constraint.adjust_forces(atoms, forces)
+    return forces
+
+
 def run_md(
     atoms: Atoms,
     calc: BaseCalculator,
@@ -148,8 +157,8 @@ def run_md(
     """Langevin MD from ``atoms`` with Maxwell–Boltzmann velocities drawn from ``seed``.
 
     The stability criteria are checked at t = 0 and every ``stride`` steps on the model's
-    own energy and forces (a restraint, if on, is left out); the first broken criterion
-    ends the run. Deterministic for a seed. ``progress`` receives a line
+    energy and forces (those recorded; a restraint, if on, is left out); the first broken
+    criterion ends the run. Deterministic for a seed. ``progress`` receives a line
     at every tenth of the run.
     """
     atoms = Atoms(atoms.numbers, positions=atoms.positions)
@@ -164,9 +173,8 @@ def run_md(
     with threadpool_limits(limits=1, user_api="blas"), np.errstate(over="ignore", invalid="ignore"):
         while True:
             pos = atoms.positions.copy()
-            # the model's own energy and forces, without the restraint (cached by the step)
             energy = calc.get_potential_energy(atoms) * KCAL_MOL_PER_EV
-            forces = calc.get_forces(atoms) * KCAL_MOL_PER_EV
+            forces = _model_forces(atoms, calc) * KCAL_MOL_PER_EV
             frames.append(pos)
             energies.append(energy)
             forces_seen.append(forces)

@@ -36,7 +36,7 @@ def model_arrays(
     """The arrays of ``model`` in sGDML's model layout."""
     model.check_fitted()
     M = model.X_train_.shape[0]
-    arrays = {
+    return {
         "type": np.array("m"),
         "code_version": np.array(f"deltagdml {__version__}"),
         "dataset_name": np.array(dataset_name),
@@ -49,6 +49,8 @@ def model_arrays(
         "tril_perms_lin": make_tril_perms_lin(model.perms_),
         "R_desc": model.X_train_.T,
         "R_d_desc_alpha": -model.V_,
+        # a loaded sGDML model may come without them
+        **({} if model.alpha_ is None else {"alphas_F": -model.alpha_}),
         "c": np.array(model.c_),
         "std": np.array(model.std_),
         "use_E": np.array(model.use_E_),
@@ -60,9 +62,6 @@ def model_arrays(
         "r_unit": np.array(r_unit),
         "e_unit": np.array(e_unit),
     }
-    if model.alpha_ is not None:  # a loaded sGDML model may come without them
-        arrays["alphas_F"] = -model.alpha_
-    return arrays
 
 
 def save_model(model: GDMLModel, path: str | os.PathLike, **metadata) -> None:
