@@ -299,32 +299,11 @@ def test_trained_models_run_stably_and_deterministically(methane_dimer_models, t
         assert res.stable and res.steps_done == 60 and res.R.shape == (7, 10, 3)
         assert np.isfinite(res.energy_kcal_mol).all() and res.steps_per_s > 0
         runs[label] = res
-    # the positions-only cache of MDCalculator changes nothing
-    again = run_md(
-        atoms,
-        MDCalculator(models["full"]),
-        frags,
-        50.0,
-        0.5,
-        60,
-        10,
-        0.01,
-        3,
-        StabilitySettings(),
-    )
+    # the positions-only cache of MDCalculator changes nothing; another seed does
+    settings = (frags, 50.0, 0.5, 60, 10, 0.01)
+    again = run_md(atoms, MDCalculator(models["full"]), *settings, 3, StabilitySettings())
     np.testing.assert_array_equal(again.R, runs["full"].R)
-    other = run_md(
-        atoms,
-        GDMLCalculator(models["full"]),
-        frags,
-        50.0,
-        0.5,
-        60,
-        10,
-        0.01,
-        4,
-        StabilitySettings(),
-    )
+    other = run_md(atoms, GDMLCalculator(models["full"]), *settings, 4, StabilitySettings())
     assert np.abs(other.R[-1] - runs["full"].R[-1]).max() > 1e-4
     # both models describe the same potential closely: same starting forces
     f_full = models["full"].predict(atoms.positions[None])[1]
