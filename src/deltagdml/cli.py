@@ -125,6 +125,8 @@ def _system(ds: Dataset, args: argparse.Namespace) -> System:
 def _settings(args: argparse.Namespace) -> TrainingSettings:
     return TrainingSettings(
         sigmas=tuple(args.sigmas),
+        sigma_search=args.sigma_search,
+        extend_sigmas=args.extend_sigmas,
         lam=args.lam,
         symmetries=args.perms,
         patience=args.patience,
@@ -365,6 +367,13 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-train", type=int, default=d.n_train, help="training geometries")
     p.add_argument("--n-valid", type=int, default=d.n_valid, help="validation (σ choice)")
     p.add_argument("--sigmas", type=float, nargs="+", default=list(d.sigmas), help="σ grid")
+    p.add_argument("--sigma-search", choices=("grid", "coarse_to_fine"), default=d.sigma_search)
+    p.add_argument(
+        "--no-extend-sigmas",
+        dest="extend_sigmas",
+        action="store_false",
+        help="do not follow a best σ at the end of the grid outwards",
+    )
     p.add_argument("--lam", type=float, default=d.lam, help="regularisation")
     p.add_argument("--patience", type=int, default=d.patience, help="σ search early stop")
     p.add_argument("--perms", default=d.symmetries, help="auto, none, or a .npy (P, N) array")

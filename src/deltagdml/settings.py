@@ -88,6 +88,11 @@ class TrainingSettings:
     n_valid: int = 50
     n_test: int = 200
     sigmas: tuple[float, ...] = (2, 5, 10, 20, 40, 80, 160)
+    #: 'grid' (every σ, ascending) or 'coarse_to_fine' (every second σ, then the best's
+    #: neighbours)
+    sigma_search: str = "grid"
+    #: follow a best σ at either end of the grid outwards until the validation error rises
+    extend_sigmas: bool = True
     lam: float = 1e-10
     #: 'auto', 'none' or a .npy file of permutations
     symmetries: str = "auto"

@@ -196,6 +196,7 @@ def test_sigma_search_with_iterative_solver(methane):
         sigmas=[1.0, 2.0],
         solver="iterative",
         iterative=IterativeOptions(n_inducing=4),
+        extend=False,
     )
     assert best.solver_ == "iterative" and len(scores) == 2
 

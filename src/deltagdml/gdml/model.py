@@ -105,6 +105,8 @@ class GDMLModel:
     iterative : settings of the iterative solver.
     kernel_buffer : memory for the dense kernel matrix, reused by successive fits (e.g. over
         a σ grid) instead of fresh memory each time; used when large enough.
+    init_alpha : starting coefficients of the iterative solver (e.g. the solution at a
+        neighbouring σ); the analytic solver ignores them.
 
     Fitted attributes end in ``_``; :meth:`from_arrays` builds a fitted model from stored
     arrays (a model file).
@@ -120,6 +122,7 @@ class GDMLModel:
         max_memory_gb: float = 16.0,
         iterative: IterativeOptions | None = None,
         kernel_buffer: np.ndarray | None = None,
+        init_alpha: np.ndarray | None = None,
     ) -> None:
         self.sigma = sigma
         self.lam = lam
@@ -129,6 +132,7 @@ class GDMLModel:
         self.max_memory_gb = max_memory_gb
         self.iterative = iterative
         self.kernel_buffer = kernel_buffer
+        self.init_alpha = init_alpha
 
     def _check_params(self) -> None:
         if not np.isfinite(self.sigma) or self.sigma <= 0:
@@ -288,8 +292,11 @@ class GDMLModel:
         """Coefficients from the Nyström-preconditioned CG solver; sets ``solver_info_``."""
         options = self.iterative or IterativeOptions()
         m = options.n_inducing or max_inducing(M, N, len(tril_perms), self.max_memory_gb * 2**30)
+        x0 = self.init_alpha
+        if x0 is not None and np.shape(x0) != y.shape:
+            x0 = None  # another training set
         alpha, self.solver_info_ = solve_iterative(
-            X, J, tril_perms, self.sigma, y, self.lam, m, options
+            X, J, tril_perms, self.sigma, y, self.lam, m, options, x0=x0
         )
         return alpha
 

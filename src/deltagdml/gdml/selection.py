@@ -32,11 +32,18 @@ class SigmaScore:
     e_mae: float
     e_rmse: float
     train_s: float
+    #: how σ came to be tried: grid, coarse, fine or extension (:func:`select_sigma`)
+    stage: str = "grid"
 
     def as_dict(self) -> dict[str, float]:
         """The scores as a table row, error columns named with their units."""
         row = asdict(self)
         return {ERROR_COLUMN.get(k, k): v for k, v in row.items()}
+
+
+#: σ search strategies: every grid value in ascending order ("grid"), or every second
+#: value first and then the neighbours of the best ("coarse_to_fine").
+SEARCHES = ("grid", "coarse_to_fine")
 
 
 def select_sigma(
@@ -56,27 +63,41 @@ def select_sigma(
     solver: str = "auto",
     max_memory_gb: float = 16.0,
     iterative: IterativeOptions | None = None,
+    search: str = "grid",
+    extend: bool = True,
+    max_extensions: int = 4,
 ) -> tuple[GDMLModel, list[SigmaScore]]:
-    """Train one model per σ (ascending) and keep the lowest validation force RMSE.
+    """Train models over the σ grid and keep the lowest validation force RMSE.
 
-    The search stops early once the validation force RMSE has risen ``patience``
-    times in a row. The permutation group and the kernel buffer are shared by all σ;
-    ``solver``, ``max_memory_gb`` and ``iterative`` are passed to :class:`GDMLModel`.
+    ``search="grid"`` trains every σ in ascending order and stops once the validation
+    force RMSE has risen ``patience`` times in a row. ``"coarse_to_fine"`` trains every
+    second σ that way, then the grid neighbours of the best one: the same answer as the
+    full grid when the validation error is unimodal along the grid, with fewer fits.
+    With ``extend``, a best σ at either end of the grid is followed outwards by the
+    grid's own end ratio until the validation error rises (at most ``max_extensions``
+    steps). Each score records its ``stage``: grid, coarse, fine or extension.
+
+    The permutation group and the kernel buffer are shared by all σ; the iterative
+    solver starts from the coefficients of the nearest σ trained before. ``solver``,
+    ``max_memory_gb`` and ``iterative`` are passed to :class:`GDMLModel`.
     """
     if len(sigmas) == 0:
         raise ModelError("the σ grid is empty")
     if any((not np.isfinite(s)) or s <= 0 for s in sigmas):
         raise ModelError(f"every σ must be positive, got {list(sigmas)}")
+    if search not in SEARCHES:
+        raise ModelError(f"σ search must be one of {SEARCHES}, got {search!r}")
     R, z, F, E = check_training_data(R, z, F, E)
     R_valid, _, F_valid, E_valid = check_training_data(R_valid, z, F_valid, E_valid)
     group = GDMLModel(sigma=1.0, perms=perms, max_perms=max_perms).resolve_perms(R, z)
     n = F.size
     analytic = choose_solver(solver, *R.shape[:2], len(group), max_memory_gb) == "analytic"
     buffer = np.empty(n * n) if analytic else None
-    best: GDMLModel | None = None
+    models: dict[float, GDMLModel] = {}
     scores: list[SigmaScore] = []
-    rises = 0
-    for sigma in sorted(float(s) for s in sigmas):
+
+    def train(sigma: float, stage: str) -> SigmaScore:
+        nearest = min(models, key=lambda s: abs(np.log(s / sigma)), default=None)
         t0 = time.perf_counter()
         model = GDMLModel(
             sigma=sigma,
@@ -86,30 +107,59 @@ def select_sigma(
             max_memory_gb=max_memory_gb,
             iterative=iterative,
             kernel_buffer=buffer,
+            init_alpha=None if analytic or nearest is None else models[nearest].alpha_,
         ).fit(R, z, F, E)
         train_s = time.perf_counter() - t0
         E_pred, F_pred = model.predict(R_valid)
         err = error_summary(E_pred if E is not None else None, F_pred, E_valid, F_valid)
         fields = {_FIELD_OF_COLUMN[k]: v for k, v in err.items()}
-        score = SigmaScore(sigma=sigma, train_s=train_s, **fields)
+        score = SigmaScore(sigma=sigma, train_s=train_s, stage=stage, **fields)
+        models[sigma] = model
         scores.append(score)
         message = (
-            f"σ={sigma:g}: validation force MAE {score.f_mae:.4f}, RMSE {score.f_rmse:.4f} "
-            f"kcal/mol/Å; energy MAE {score.e_mae:.4f} kcal/mol ({train_s:.1f} s)"
+            f"σ={sigma:g} ({stage}): validation force MAE {score.f_mae:.4f}, RMSE "
+            f"{score.f_rmse:.4f} kcal/mol/Å; energy MAE {score.e_mae:.4f} kcal/mol "
+            f"({train_s:.1f} s)"
         )
         log.info(message)
         if progress is not None:
             progress(message)
-        if best is None or score.f_rmse < min(s.f_rmse for s in scores[:-1]):
-            best = model
-        if len(scores) > 1 and score.f_rmse > scores[-2].f_rmse:
-            rises += 1
-            if rises >= patience:
-                break
-        else:
-            rises = 0
-    assert best is not None
-    return best, scores
+        return score
+
+    def best_sigma() -> float:
+        return min(scores, key=lambda s: s.f_rmse).sigma  # the first of equal ones
+
+    grid = sorted({float(s) for s in sigmas})
+    if search == "grid":
+        _ascending(grid, lambda s: train(s, "grid"), patience)
+    else:
+        coarse = grid[::2] if (len(grid) - 1) % 2 == 0 else [*grid[::2], grid[-1]]
+        _ascending(coarse, lambda s: train(s, "coarse"), patience)
+        i = grid.index(best_sigma())
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(grid) and grid[j] not in models:
+                train(grid[j], "fine")
+    if extend and len(grid) > 1:
+        for end, ratio in ((grid[0], grid[0] / grid[1]), (grid[-1], grid[-1] / grid[-2])):
+            sigma, steps = end, 0
+            while best_sigma() == sigma and steps < max_extensions:
+                sigma, steps = sigma * ratio, steps + 1
+                train(sigma, "extension")
+            if best_sigma() == sigma and steps:
+                log.warning("σ=%g is still the best after %d extensions of the grid", sigma, steps)
+    return models[best_sigma()], scores
+
+
+def _ascending(grid: list[float], train: Callable[[float], SigmaScore], patience: int) -> None:
+    """Train σ in ascending order until the validation force RMSE has risen ``patience``
+    times in a row."""
+    rises, previous = 0, None
+    for sigma in grid:
+        score = train(sigma)
+        rises = rises + 1 if previous is not None and score.f_rmse > previous.f_rmse else 0
+        if rises >= patience:
+            return
+        previous = score
 
 
 def select_sigma_configured(
@@ -119,8 +169,9 @@ def select_sigma_configured(
     perms: np.ndarray | str | None,
     checkpoint_dir: str | None = None,
 ) -> tuple[GDMLModel, list[SigmaScore]]:
-    """:func:`select_sigma` with the workflow's ``training`` settings (σ grid, λ, patience,
-    solver, memory limit, CG tolerance); ``checkpoint_dir`` keeps CG state for resuming."""
+    """:func:`select_sigma` with the workflow's ``training`` settings (σ grid and search, λ,
+    patience, solver, memory limit, CG tolerance); ``checkpoint_dir`` keeps CG state for
+    resuming."""
     return select_sigma(
         train.R,
         train.z,
@@ -137,4 +188,6 @@ def select_sigma_configured(
         solver=settings.solver,
         max_memory_gb=settings.max_memory_gb,
         iterative=IterativeOptions(tol=settings.solver_tol, checkpoint_dir=checkpoint_dir),
+        search=settings.sigma_search,
+        extend=settings.extend_sigmas,
     )

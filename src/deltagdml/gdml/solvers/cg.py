@@ -77,8 +77,10 @@ def conjugate_gradient(
     max_iter: int = 5000,
     checkpoint: Checkpoint | None = None,
     log_every_s: float = 30.0,
+    x0: np.ndarray | None = None,
 ) -> CGResult:
-    """Solve A x = b for symmetric positive definite A to ‖b − A x‖ ≤ tol·‖b‖.
+    """Solve A x = b for symmetric positive definite A to ‖b − A x‖ ≤ tol·‖b‖, starting
+    from ``x0`` (default zero) unless a checkpoint is resumed.
 
     Convergence of the recursively updated residual is confirmed with a true residual
     b − A x (one extra product); if rounding has let the two drift apart, CG restarts
@@ -94,7 +96,8 @@ def conjugate_gradient(
         rz, it = float(state["rz"]), int(state["iteration"])
         log.info("resuming CG from %s at iteration %d", checkpoint.path, it)
     else:
-        x, r, it = np.zeros_like(b), b.copy(), 0
+        x = np.zeros_like(b) if x0 is None else np.array(x0, dtype=float)
+        r, it = (b.copy() if x0 is None else b - matvec(x)), 0
         p = precond(r)
         rz = float(r @ p)
     last_log = last_save = time.perf_counter()

@@ -1,0 +1,99 @@
+"""σ search: coarse-to-fine agrees with the plain grid, the grid grows past a best edge,
+and a warm-started iterative solve agrees with a cold one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deltagdml.gdml.descriptor import dense_jacobian, descriptor_and_jacobian
+from deltagdml.gdml.selection import select_sigma
+from deltagdml.gdml.solvers.nystrom import IterativeOptions, solve_iterative
+from deltagdml.gdml.symmetry import descriptor_permutation, find_permutations
+
+GRID = [float(2.0**k) for k in range(-2, 11)]  # 0.25 … 1024
+
+
+def split(sample, n_train: int = 30, n_valid: int = 30):
+    R, E, F = sample(n_train)
+    Rv, Ev, Fv = sample(n_valid)
+    return (R, F, E), (Rv, Fv, Ev)
+
+
+def search(z, train, valid, sigmas, **kwargs):
+    (R, F, E), (Rv, Fv, Ev) = train, valid
+    return select_sigma(R, z, F, E, Rv, Fv, Ev, sigmas=sigmas, perms="none", **kwargs)
+
+
+@pytest.fixture(scope="module")
+def gfn2_methane_dimer():
+    """A real case: 60 methane-dimer geometries from GFN2-xTB MD, labelled with GFN2-xTB."""
+    from deltagdml.data.labelling import label_frames
+    from deltagdml.data.sampling import sample_md
+    from deltagdml.data.systems import DEFAULT_SYSTEMS, system_from_config
+
+    system = system_from_config("methane_dimer", DEFAULT_SYSTEMS["methane_dimer"])
+    traj = sample_md(system, None, 300.0, 0.5, 60, 5, seed=0, progress=lambda m: None)
+    labels = label_frames(system, traj["R"], None, progress=lambda m: None)
+    order = np.random.default_rng(0).permutation(60)
+    R, E, F = traj["R"][order], labels["E"][order], labels["F"][order]
+    return system.z, (R[:30], F[:30], E[:30]), (R[30:], F[30:], E[30:])
+
+
+def test_coarse_to_fine_picks_the_grids_sigma_with_fewer_fits(methane, gfn2_methane_dimer):
+    cases = [(methane.z, *split(methane.sample)), gfn2_methane_dimer]
+    for z, train, valid in cases:
+        grid_best, grid_scores = search(z, train, valid, GRID, extend=False, patience=len(GRID))
+        fast_best, fast_scores = search(
+            z, train, valid, GRID, extend=False, search="coarse_to_fine"
+        )
+        assert fast_best.sigma == grid_best.sigma
+        assert GRID[0] < grid_best.sigma < GRID[-1]  # an interior optimum: a real test
+        assert len(fast_scores) < len(grid_scores)
+        assert {s.stage for s in fast_scores} <= {"coarse", "fine"}
+        np.testing.assert_array_equal(fast_best.alpha_, grid_best.alpha_)
+
+
+def test_a_best_sigma_at_an_edge_is_followed_outwards_until_the_error_rises(methane):
+    train, valid = split(methane.sample)
+    _, full = search(methane.z, train, valid, GRID, extend=False, patience=len(GRID))
+    interior = min(full, key=lambda s: s.f_rmse).sigma
+    above = [s for s in GRID if s > interior]
+    best, scores = search(methane.z, train, valid, above[:3])
+    extended = [s for s in scores if s.stage == "extension"]
+    assert extended and all(s.sigma < above[0] for s in extended)
+    assert best.sigma == pytest.approx(interior)  # found again below the given grid
+    assert extended[-1].f_rmse > min(s.f_rmse for s in scores)  # stopped at the rise
+    below = [s for s in GRID if s < interior]
+    best_up, up_scores = search(methane.z, train, valid, below[-2:])
+    assert best_up.sigma == pytest.approx(interior)
+    assert all(s.sigma > below[-1] for s in up_scores if s.stage == "extension")
+    _, fixed = search(methane.z, train, valid, above[:3], extend=False)
+    assert [s.stage for s in fixed] == ["grid"] * len(fixed)
+
+
+def test_extension_is_bounded(methane):
+    train, valid = split(methane.sample)
+    _, scores = search(methane.z, train, valid, [1000.0, 2000.0], max_extensions=2)
+    assert [s.stage for s in scores].count("extension") == 2
+
+
+def test_warm_started_solve_agrees_with_a_cold_one(methane):
+    R, _, F = methane.sample(25)
+    perms = find_permutations(R, methane.z)
+    tril = np.array([descriptor_permutation(p) for p in perms])
+    X, G = descriptor_and_jacobian(R)
+    J = dense_jacobian(G)
+    y = F.ravel() / F.std()
+    options = IterativeOptions(tol=1e-6, n_inducing=6)
+    neighbour, _ = solve_iterative(X, J, tril, 2.0, y, 1e-10, 6, options)
+    cold, cold_info = solve_iterative(X, J, tril, 2.5, y, 1e-10, 6, options)
+    warm, warm_info = solve_iterative(X, J, tril, 2.5, y, 1e-10, 6, options, x0=neighbour)
+    assert warm_info["warm_start"] and not cold_info["warm_start"]
+    assert warm_info["residual"] <= 1e-6 and cold_info["residual"] <= 1e-6
+    # both solve the same system to the tolerance: they agree to its conditioning
+    np.testing.assert_allclose(warm, cold, rtol=0, atol=1e-3 * np.abs(cold).max())
+    assert warm_info["iterations"] <= cold_info["iterations"]
+    # a useless start (orthogonal to y after scaling) is no worse than zero
+    _, zero_info = solve_iterative(X, J, tril, 2.5, y, 1e-10, 6, options, x0=np.zeros_like(y))
+    assert not zero_info["warm_start"] and zero_info["iterations"] == cold_info["iterations"]
