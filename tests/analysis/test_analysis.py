@@ -374,3 +374,33 @@ assert matplotlib.rcParams["backend"] == backend
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "e.png").stat().st_size > 5_000
+
+
+def test_paper_comparison_sets_the_run_beside_the_paper():
+    from deltagdml.analysis.paper import (
+        PAPER_FORCE_MAE_CHANGE,
+        paper_comparison,
+        paper_markdown,
+    )
+
+    comparison = pd.DataFrame(
+        {"system": ["wb", "mine", "ch4"], "f_mae_change_pct": [-60.0, -10.0, -40.0]}
+    )
+    metrics = pd.DataFrame(
+        {
+            "system": ["wb", "wb", "mine", "ch4"],
+            "model": ["full", "delta", "full", "full"],
+            "n_train": [1000, 1000, 50, 100],
+        }
+    )
+    presets = {"wb": "water_benzene", "mine": None, "ch4": "methane_dimer"}
+    table = paper_comparison(comparison, metrics, presets)
+    assert table["system"].tolist() == ["wb", "ch4"]  # a user's own system has no paper row
+    wb = table.set_index("system").loc["wb"]
+    n_paper, change_paper = PAPER_FORCE_MAE_CHANGE["water_benzene"]
+    assert (wb["n_train"], wb["n_train_paper"]) == (1000, n_paper)
+    assert wb["difference_pct_points"] == pytest.approx(-60.0 - change_paper)
+    text = "\n".join(paper_markdown(table))
+    assert "| ch4 | 100 (not the paper's size) | 200 |" in text
+    assert "| wb | 1000 | 1000 |" in text
+    assert paper_markdown(table.iloc[:0]) == []

@@ -89,6 +89,8 @@ def test_figures_logs_and_benchmarks_exist(tiny_run):
         for ext in ("png", "pdf"):
             assert (results / "summary" / f"{name}.{ext}").stat().st_size > 5000
     assert "| water_benzene |" in (results / "summary" / "summary.md").read_text()
+    paper = pd.read_csv(results / "summary" / "paper_comparison.csv").set_index("system")
+    assert paper.loc["water_benzene", "n_train_paper"] == 1000  # set beside the paper
     for name in ("binding_stats.csv", "learning_curves.csv", "fig5_binding_stats.png"):
         assert (results / "analysis" / name).stat().st_size > 100
     for name in (

@@ -36,6 +36,7 @@ rule summarise:
         comparison=f"{RESULTS}/summary/full_vs_delta.csv",
         fragments=f"{RESULTS}/summary/fragment_force_mae.csv",
         training_times=f"{RESULTS}/summary/training_times.csv",
+        paper=f"{RESULTS}/summary/paper_comparison.csv",
         fig6_png=report(
             f"{RESULTS}/summary/fig6_errors.png",
             caption="../report/fig6_errors.rst",
@@ -59,6 +60,11 @@ rule summarise:
         f"{RESULTS}/benchmarks/summarise.tsv"
     conda:
         ENV
+    params:
+        presets={
+            name: (entry or {}).get("preset")
+            for name, entry in config["systems"].items()
+        },
     script:
         "../scripts/summarise.py"
 

@@ -8,5 +8,6 @@ summarise(
     metrics=list(snakemake.input.metrics),
     fragments=list(snakemake.input.fragments),
     timings=list(snakemake.input.timings),
+    presets=dict(snakemake.params.presets),
     out=dict(snakemake.output.items()),
 )

@@ -66,6 +66,7 @@ def select_sigma(
     search: str = "grid",
     extend: bool = True,
     max_extensions: int = 4,
+    warm_start: bool = False,
 ) -> tuple[GDMLModel, list[SigmaScore]]:
     """Train models over the σ grid and keep the lowest validation force RMSE.
 
@@ -77,8 +78,9 @@ def select_sigma(
     grid's own end ratio until the validation error rises (at most ``max_extensions``
     steps). Each score records its ``stage``: grid, coarse, fine or extension.
 
-    The permutation group and the kernel buffer are shared by all σ; the iterative
-    solver starts from the coefficients of the nearest σ trained before. ``solver``,
+    The permutation group and the kernel buffer are shared by all σ; with ``warm_start``
+    the iterative solver starts from the coefficients of the nearest σ trained before
+    (the analytic one needs no start). ``solver``,
     ``max_memory_gb`` and ``iterative`` are passed to :class:`GDMLModel`.
     """
     if len(sigmas) == 0:
@@ -107,7 +109,9 @@ def select_sigma(
             max_memory_gb=max_memory_gb,
             iterative=iterative,
             kernel_buffer=buffer,
-            init_alpha=None if analytic or nearest is None else models[nearest].alpha_,
+            init_alpha=None
+            if analytic or nearest is None or not warm_start
+            else models[nearest].alpha_,
         ).fit(R, z, F, E)
         train_s = time.perf_counter() - t0
         E_pred, F_pred = model.predict(R_valid)
@@ -133,8 +137,7 @@ def select_sigma(
     if search == "grid":
         _ascending(grid, lambda s: train(s, "grid"), patience)
     else:
-        coarse = grid[::2] if (len(grid) - 1) % 2 == 0 else [*grid[::2], grid[-1]]
-        _ascending(coarse, lambda s: train(s, "coarse"), patience)
+        _ascending(grid[::2], lambda s: train(s, "coarse"), patience)
         i = grid.index(best_sigma())
         for j in (i - 1, i + 1):
             if 0 <= j < len(grid) and grid[j] not in models:
@@ -190,4 +193,5 @@ def select_sigma_configured(
         iterative=IterativeOptions(tol=settings.solver_tol, checkpoint_dir=checkpoint_dir),
         search=settings.sigma_search,
         extend=settings.extend_sigmas,
+        warm_start=settings.cg_warm_start,
     )

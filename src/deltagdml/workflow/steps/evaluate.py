@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deltagdml.analysis.paper import paper_comparison, paper_markdown
 from deltagdml.analysis.plotting import plot_error_comparison, plot_fragment_errors
 from deltagdml.atomic_io import atomic_path, save_npz_atomic, write_text_atomic
 from deltagdml.data.calculators import calculator_label
@@ -163,11 +164,17 @@ def evaluate(
 
 
 def summarise(
-    *, metrics: list[str], fragments: list[str], timings: list[str], out: dict[str, str]
+    *,
+    metrics: list[str],
+    fragments: list[str],
+    timings: list[str],
+    presets: dict[str, str | None],
+    out: dict[str, str],
 ) -> None:
     """Tables and figures over all systems (the paper's Table S1, Fig. 6 and Fig. 7) from
     every system's ``metrics``, ``fragments`` errors and training ``timings``; ``out`` holds
-    the rule's outputs by name.
+    the rule's outputs by name. Systems built on a ``presets`` entry the paper studied are
+    also set beside the paper's numbers (``out["paper"]``, and the summary).
 
     ``out["training_times"]`` collects wall times (σ search per model), the one output
     that differs between otherwise identical runs.
@@ -232,6 +239,10 @@ def summarise(
             f"| {r['system']} | {r['fragment']} | {r['n_atoms']} | {r['full']:.4f} | "
             f"{r['delta']:.4f} |"
         )
+    paper = paper_comparison(comparison, all_metrics, presets)
+    with atomic_path(out["paper"]) as tmp:
+        paper.to_csv(tmp, index=False, float_format="%.6g")
+    lines += paper_markdown(paper)
     with atomic_path(out["summary"]) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     log.info("summary written: %s", json.dumps({k: str(v) for k, v in out.items()}))
