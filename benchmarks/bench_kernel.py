@@ -146,11 +146,12 @@ def main() -> None:
         f"ratio {train_one / chol:.2f} (target ≤ 1.5)"
     )
 
-    grid = [2, 5, 10, 20, 40, 80]
+    grid, M = [2, 5, 10, 20, 40, 80], args.n_train
     searches = {}
     for label, kwargs in (
         ("plain grid", {"extend": False}),
         ("coarse-to-fine", {"search": "coarse_to_fine"}),
+        ("coarse-to-fine on M/2, refit at M", {"search": "coarse_to_fine", "subset": M // 2}),
     ):
         t0 = time.perf_counter()
         best, scores = select_sigma(tr.R, ds.z, tr.F, tr.E, va.R, va.F, va.E, sigmas=grid, **kwargs)

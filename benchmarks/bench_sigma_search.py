@@ -4,9 +4,11 @@ Prints, per strategy: the σ chosen, the number of fits, the wall time and the v
 force RMSE, for
   * the dense solver at M = ``--n-train`` (default 200): the plain grid {2 … 80} with
     patience 2 (the pipeline's search before the σ-search issue), the grid followed past a
-    best edge (default), and coarse-to-fine;
+    best edge (default), coarse-to-fine, and both on a nested subset of M/2 geometries with
+    one refit at M;
   * the iterative solver at M = ``--n-iterative`` (default 400): the grid without and with
-    CG warm starts from the nearest σ's coefficients (CG iterations summed over σ).
+    CG warm starts from the nearest σ's coefficients (CG iterations summed over σ),
+    coarse-to-fine, and the grid on M/2 with one refit.
 
 Usage:  OMP_NUM_THREADS=2 python benchmarks/bench_sigma_search.py [--n-train 200]
 The dataset is the kernel benchmark's (benchmarks/out/, generated once if missing).
@@ -77,22 +79,21 @@ def main() -> None:
         train, valid = ds.subset(split["train"]), ds.subset(split["valid"])
         print(f"-- M = {M}, {solver} solver")
         common = {"solver": solver, "iterative": IterativeOptions(tol=1e-4)}
+        fast = {"search": "coarse_to_fine", **common}
+        half = {"subset": M // 2, **common}
         if solver == "analytic":
             run("plain grid (patience 2)", train, valid, z, extend=False, **common)
             run("grid + edge extension (default)", train, valid, z, **common)
+            run("coarse_to_fine + edge extension", train, valid, z, **fast)
+            run(f"grid on {M // 2}, refit at {M}", train, valid, z, **half)
             run(
-                "coarse_to_fine + edge extension",
-                train,
-                valid,
-                z,
-                search="coarse_to_fine",
-                **common,
+                f"coarse_to_fine on {M // 2}, refit", train, valid, z, **half, search=fast["search"]
             )
         else:
             run("grid, CG from zero (default)", train, valid, z, **common)
             run("grid, CG warm start", train, valid, z, warm_start=True, **common)
-            fast = {"search": "coarse_to_fine", **common}
             run("coarse_to_fine, CG from zero", train, valid, z, **fast)
+            run(f"grid on {M // 2}, refit at {M}", train, valid, z, **half)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,9 @@ class TrainingSettings:
     sigma_search: str = "grid"
     #: follow a best σ at either end of the grid outwards until the validation error rises
     extend_sigmas: bool = True
+    #: search σ on a nested random subset of this many training geometries, then fit the
+    #: chosen σ once on all; None: search on all
+    sigma_subset: int | None = None
     lam: float = 1e-10
     #: 'auto', 'none' or a .npy file of permutations
     symmetries: str = "auto"

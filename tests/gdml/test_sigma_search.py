@@ -97,3 +97,17 @@ def test_warm_started_solve_agrees_with_a_cold_one(methane):
     # a useless start (orthogonal to y after scaling) is no worse than zero
     _, zero_info = solve_iterative(X, J, tril, 2.5, y, 1e-10, 6, options, x0=np.zeros_like(y))
     assert not zero_info["warm_start"] and zero_info["iterations"] == cold_info["iterations"]
+
+
+def test_a_nested_subset_search_picks_the_full_searchs_sigma(methane, gfn2_methane_dimer):
+    """Selection on half the training set, then one fit on all of it: the same σ as the
+    full search on these cases, and the final model holds every training geometry."""
+    train, valid = split(methane.sample, n_train=40)
+    for z, tr, va in [(methane.z, train, valid), gfn2_methane_dimer]:
+        full_best, _ = search(z, tr, va, GRID, patience=len(GRID))
+        best, scores = search(z, tr, va, GRID, patience=len(GRID), subset=len(tr[0]) // 2)
+        assert best.sigma == full_best.sigma
+        assert best.X_train_.shape[0] == len(tr[0])
+        assert all(s.stage.startswith("subset_") for s in scores[:-1])
+        assert scores[-1].stage == "refit" and scores[-1].sigma == best.sigma
+        np.testing.assert_allclose(best.alpha_, full_best.alpha_, rtol=1e-6, atol=1e-9)

@@ -7,6 +7,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import copy  # noqa: E402
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
@@ -167,3 +168,26 @@ def test_train_uses_the_parts_own_size_and_symmetries(tmp_path):
             assert len(model.perms_) > 1
         with np.load(out["model.npz"]) as stored:
             np.testing.assert_array_equal(stored["idxs_train"], train_indices(splits, part))
+
+
+def test_a_subset_search_marks_only_the_refit_as_selected(tmp_path):
+    ds = pair_dataset(60)
+    config = water_benzene_config(binding={"n_train": 20, "symmetries": "none"})
+    config["training"].update(sigmas=[2, 5, 10], sigma_subset=10)
+    save_dataset(ds, tmp_path / "full.npz")
+    full, splits_path = str(tmp_path / "full.npz"), str(tmp_path / "s.npz")
+    split(config=config, system="water_benzene", full=full, splits=splits_path)
+    out = {k: str(tmp_path / f) for k, f in (("model", "m.npz"), ("scores", "s.csv"))}
+    train_model(
+        config=config,
+        system="water_benzene",
+        part="binding",
+        dataset=full,
+        splits=splits_path,
+        timing=str(tmp_path / "t.csv"),
+        **out,
+    )
+    scores = pd.read_csv(out["scores"])
+    assert scores.loc[scores["selected"], "stage"].tolist() == ["refit"]
+    assert scores["stage"].iloc[:-1].str.startswith("subset_").all()
+    assert load_model(out["model"]).X_train_.shape[0] == 20

@@ -67,7 +67,7 @@ def paper_markdown(table: pd.DataFrame) -> list[str]:
         "Against the Δ-sGDML paper (change of the test force MAE, full → Δ; the paper's "
         "labels are at another level of theory, so only the relative change compares):",
         "",
-        "| system | n_train | paper n_train | change | paper change | difference |",
+        "| system | n_train | paper n_train | change | paper change | run − paper |",
         "|---|---|---|---|---|---|",
     ]
     for _, r in table.iterrows():

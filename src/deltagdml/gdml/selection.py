@@ -32,7 +32,8 @@ class SigmaScore:
     e_mae: float
     e_rmse: float
     train_s: float
-    #: how σ came to be tried: grid, coarse, fine or extension (:func:`select_sigma`)
+    #: how σ came to be tried: grid, coarse, fine, extension, subset_… or refit
+    #: (:func:`select_sigma`)
     stage: str = "grid"
 
     def as_dict(self) -> dict[str, float]:
@@ -67,6 +68,7 @@ def select_sigma(
     extend: bool = True,
     max_extensions: int = 4,
     warm_start: bool = False,
+    subset: int | None = None,
 ) -> tuple[GDMLModel, list[SigmaScore]]:
     """Train models over the σ grid and keep the lowest validation force RMSE.
 
@@ -80,7 +82,10 @@ def select_sigma(
 
     The permutation group and the kernel buffer are shared by all σ; with ``warm_start``
     the iterative solver starts from the coefficients of the nearest σ trained before
-    (the analytic one needs no start). ``solver``,
+    (the analytic one needs no start). With ``subset`` smaller than the training set, the
+    search runs on a nested subset of that many geometries (a seeded random choice) and
+    the chosen σ is fitted once on the whole set (stages ``subset_…`` and ``refit``).
+    ``solver``,
     ``max_memory_gb`` and ``iterative`` are passed to :class:`GDMLModel`.
     """
     if len(sigmas) == 0:
@@ -91,6 +96,13 @@ def select_sigma(
         raise ModelError(f"σ search must be one of {SEARCHES}, got {search!r}")
     R, z, F, E = check_training_data(R, z, F, E)
     R_valid, _, F_valid, E_valid = check_training_data(R_valid, z, F_valid, E_valid)
+    if subset is not None and subset < len(R):
+        return _select_on_subset(
+            R, z, F, E, R_valid, F_valid, E_valid, sigmas, subset,
+            lam=lam, perms=perms, patience=patience, max_perms=max_perms, progress=progress,
+            solver=solver, max_memory_gb=max_memory_gb, iterative=iterative, search=search,
+            extend=extend, max_extensions=max_extensions, warm_start=warm_start,
+        )  # fmt: skip
     group = GDMLModel(sigma=1.0, perms=perms, max_perms=max_perms).resolve_perms(R, z)
     n = F.size
     analytic = choose_solver(solver, *R.shape[:2], len(group), max_memory_gb) == "analytic"
@@ -153,6 +165,31 @@ def select_sigma(
     return models[best_sigma()], scores
 
 
+def _select_on_subset(
+    R: np.ndarray,
+    z: np.ndarray,
+    F: np.ndarray,
+    E: np.ndarray | None,
+    R_valid: np.ndarray,
+    F_valid: np.ndarray,
+    E_valid: np.ndarray | None,
+    sigmas: Sequence[float],
+    subset: int,
+    **options,
+) -> tuple[GDMLModel, list[SigmaScore]]:
+    """σ searched on ``subset`` training geometries, then one fit on all of them."""
+    idx = np.sort(np.random.default_rng(0).permutation(len(R))[:subset])
+    E_sub = None if E is None else E[idx]
+    _, scores = select_sigma(R[idx], z, F[idx], E_sub, R_valid, F_valid, E_valid, sigmas, **options)
+    for score in scores:
+        score.stage = f"subset_{score.stage}"
+    sigma = min(scores, key=lambda s: s.f_rmse).sigma
+    options = {**options, "extend": False, "search": "grid"}
+    model, final = select_sigma(R, z, F, E, R_valid, F_valid, E_valid, [sigma], **options)
+    final[0].stage = "refit"
+    return model, [*scores, final[0]]
+
+
 def _ascending(grid: list[float], train: Callable[[float], SigmaScore], patience: int) -> None:
     """Train σ in ascending order until the validation force RMSE has risen ``patience``
     times in a row."""
@@ -194,4 +231,5 @@ def select_sigma_configured(
         search=settings.sigma_search,
         extend=settings.extend_sigmas,
         warm_start=settings.cg_warm_start,
+        subset=settings.sigma_subset,
     )
