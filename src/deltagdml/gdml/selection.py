@@ -96,14 +96,14 @@ def select_sigma(
         raise ModelError(f"σ search must be one of {SEARCHES}, got {search!r}")
     R, z, F, E = check_training_data(R, z, F, E)
     R_valid, _, F_valid, E_valid = check_training_data(R_valid, z, F_valid, E_valid)
-    if subset is not None and subset < len(R):
+    group = GDMLModel(sigma=1.0, perms=perms, max_perms=max_perms).resolve_perms(R, z)
+    if subset is not None and subset < len(R):  # the group of the whole set, found once
         return _select_on_subset(
             R, z, F, E, R_valid, F_valid, E_valid, sigmas, subset,
-            lam=lam, perms=perms, patience=patience, max_perms=max_perms, progress=progress,
+            lam=lam, perms=group, patience=patience, max_perms=max_perms, progress=progress,
             solver=solver, max_memory_gb=max_memory_gb, iterative=iterative, search=search,
             extend=extend, max_extensions=max_extensions, warm_start=warm_start,
         )  # fmt: skip
-    group = GDMLModel(sigma=1.0, perms=perms, max_perms=max_perms).resolve_perms(R, z)
     n = F.size
     analytic = choose_solver(solver, *R.shape[:2], len(group), max_memory_gb) == "analytic"
     buffer = np.empty(n * n) if analytic else None
