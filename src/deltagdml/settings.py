@@ -139,6 +139,8 @@ class TrajectoryAnalysisSettings:
 class DynamicsSettings:
     """The MD stability study of the full and Δ models (``dynamics`` section)."""
 
+    #: False: no MD study for this system (e.g. a training-size study)
+    enabled: bool = True
     temperatures_K: tuple[float, ...] = (10, 100, 200, 300, 400)
     models: tuple[str, ...] = ("full", "delta")
     timestep_fs: float = 0.5

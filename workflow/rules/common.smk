@@ -24,6 +24,7 @@ try:  # every check that needs no job runs here, so `snakemake -n` refuses a bad
 except DeltaGDMLError as error:  # one line, no traceback
     sys.exit(f"Config error: {error}")
 RESULTS = config["results"]
+MD_SYSTEMS = [s for s in SYSTEMS if dynamics_settings(config, s).enabled]
 ENV = "../../envs/deltagdml.yaml"
 
 
@@ -186,16 +187,19 @@ def md_timings(wildcards):
     """The speed record of every run of every system."""
     return [
         path.removesuffix(".npz") + "_timing.csv"
-        for system in SYSTEMS
+        for system in MD_SYSTEMS
         for path in md_run_files(system)
     ]
 
 
 def dynamics_targets():
-    """Every output of the MD study: per-system analyses and the summary over systems."""
+    """Every output of the MD study: per-system analyses and the summary over the systems
+    with ``dynamics.enabled``."""
+    if not MD_SYSTEMS:
+        return []
     per_system = [
         f"{RESULTS}/{system}/dynamics/{name}"
-        for system in SYSTEMS
+        for system in MD_SYSTEMS
         for name in ("stability.csv", "msad.csv", "fes.npz", "fes.png", "msad.png")
     ]
     summary = [

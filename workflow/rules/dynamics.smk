@@ -65,7 +65,9 @@ rule md_analyse:
 
 rule md_summary:
     input:
-        stability=expand(f"{RESULTS}/{{system}}/dynamics/stability.csv", system=SYSTEMS),
+        stability=expand(
+            f"{RESULTS}/{{system}}/dynamics/stability.csv", system=MD_SYSTEMS
+        ),
         timing=md_timings,
     output:
         csv=f"{RESULTS}/summary/md_stability.csv",
