@@ -1,4 +1,4 @@
-"""The paper's config validates and plans, with the jobs its systems call for."""
+"""The paper configs validate and plan, with the jobs their systems call for."""
 
 from __future__ import annotations
 
@@ -7,20 +7,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from deltagdml.analysis.paper import PAPER_FORCE_MAE_CHANGE
 from deltagdml.data.systems import model_parts
 from deltagdml.workflow.checks import check_config
-from deltagdml.workflow.config import dynamics_settings, sampling_settings
+from deltagdml.workflow.config import dynamics_settings, sampling_settings, training_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "workflow" / "configs" / "paper.yaml"
+CONFIGS = ROOT / "workflow" / "configs"
 
 
-def planned_jobs() -> dict[str, int]:
-    """Job counts of ``snakemake -n`` on the paper config, by rule."""
+def planned_jobs(config: Path) -> dict[str, int]:
+    """Job counts of ``snakemake -n`` on ``config``, by rule."""
     run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(CONFIG)],
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(config)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -30,26 +32,41 @@ def planned_jobs() -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
-def test_paper_config_plans_the_expected_jobs():
-    config = yaml.safe_load(CONFIG.read_text())
+@pytest.mark.parametrize(
+    ("name", "n_systems", "n_md_runs"), [("paper.yaml", 5, 50), ("paper_sizes.yaml", 4, 0)]
+)
+def test_paper_config_plans_the_expected_jobs(name, n_systems, n_md_runs):
+    config = yaml.safe_load((CONFIGS / name).read_text())
     systems = check_config(config, ROOT)
     n = len(systems)
     sampled = [name for name in systems if "dataset" not in config["systems"][name]]
     parts = {name: model_parts(system) for name, system in systems.items()}
-    md = {name: dynamics_settings(config, name) for name in systems}
+    md = [dynamics_settings(config, name) for name in systems]
     expected = {
         "sample_replica": sum(len(sampling_settings(config, s).temperatures_K) for s in sampled),
         "label_chunk": config["labelling"]["n_chunks"] * len(sampled),
         "train_model": sum(len(p) for p in parts.values()),
         # the full, nonint and binding datasets and one per multi-atom fragment
         "delta_dataset": sum(len(p) + 1 for p in parts.values()),
-        "md_run": sum(len(s.models) * len(s.temperatures_K) for s in md.values()),
+        "md_run": sum(len(s.models) * len(s.temperatures_K) for s in md if s.enabled),
         # a card per trained model and one for the Δ model
         "model_card": sum(len(p) + 1 for p in parts.values()),
         "evaluate": n,
         "delta_model": n,
         "summarise": 1,
     }
-    jobs = planned_jobs()
-    assert {rule: jobs.get(rule) for rule in expected} == expected
-    assert n == 5 and expected["md_run"] == 50  # four small complexes and C60, 5 T × 2 models
+    jobs = planned_jobs(CONFIGS / name)
+    assert {rule: jobs.get(rule, 0) for rule in expected} == expected
+    assert (n, expected["md_run"]) == (n_systems, n_md_runs)
+
+
+def test_paper_sizes_config_trains_at_the_papers_sizes():
+    """Every model of every system at the paper's n_train; ≥ 1000 test geometries."""
+    config = yaml.safe_load((CONFIGS / "paper_sizes.yaml").read_text())
+    for name, entry in config["systems"].items():
+        n_paper = PAPER_FORCE_MAE_CHANGE[entry["preset"]][0]
+        full = training_settings(config, name, "full")
+        assert full.n_test >= 1000
+        assert {
+            training_settings(config, name, part).n_train for part in ("full", "binding")
+        } == {n_paper}

@@ -153,6 +153,23 @@ def test_schema_violation_is_reported_before_any_job(tmp_path):
     shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
 
 
+@pytest.mark.parametrize(("where", "md_runs"), [("na_benzene", 4), ("all", 0)])
+def test_dynamics_enabled_false_plans_no_md_for_its_systems(tmp_path, where, md_runs):
+    """The tiny config runs 2 temperatures × 2 models per system; switched off: none."""
+    config = yaml.safe_load((ROOT / "workflow" / "configs" / "tiny.yaml").read_text())
+    if where == "all":
+        config["dynamics"]["enabled"] = False
+    else:
+        config["systems"][where]["dynamics"] = {"enabled": False}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake("-n", "--cores", "1", "--configfile", "config.yaml", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    jobs = " ".join(run.stdout.split("Job stats:")[1].split())
+    assert (f"md_run {md_runs}" in jobs) if md_runs else ("md_" not in jobs)
+    assert "na_benzene/dynamics" not in run.stdout
+    shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
+
+
 def test_delta_model_file_and_cards_match_the_evaluation(tiny_run):
     """The workflow's Δ model file predicts what the evaluation scored, and every model has
     a card whose test errors are the evaluation's."""
