@@ -67,6 +67,6 @@ def test_paper_sizes_config_trains_at_the_papers_sizes():
         n_paper = PAPER_FORCE_MAE_CHANGE[entry["preset"]][0]
         full = training_settings(config, name, "full")
         assert full.n_test >= 1000
-        assert {
-            training_settings(config, name, part).n_train for part in ("full", "binding")
-        } == {n_paper}
+        assert {training_settings(config, name, part).n_train for part in ("full", "binding")} == {
+            n_paper
+        }
