@@ -153,6 +153,7 @@ rule analysis_learning_curve:
         f"{RESULTS}/logs/{{system}}/analysis_learning_curve.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{system}}/analysis_learning_curve.tsv"
+    priority: system_priority
     conda:
         ENV
     threads: config["training_threads"]

@@ -9,6 +9,7 @@ from deltagdml.workflow.config import (
     sampling_settings,
     step_config,
     system_entry,
+    system_priorities,
     temperature_label,
     training_memory_mb,
     training_settings,
@@ -25,6 +26,7 @@ except DeltaGDMLError as error:  # one line, no traceback
     sys.exit(f"Config error: {error}")
 RESULTS = config["results"]
 MD_SYSTEMS = [s for s in SYSTEMS if dynamics_settings(config, s).enabled]
+SYSTEM_PRIORITY = system_priorities(config, SYSTEMS)
 ENV = "../../envs/deltagdml.yaml"
 
 
@@ -35,6 +37,11 @@ wildcard_constraints:
     chunk=r"\d+",
     replica=r"\d+",
     card=r"full|binding|delta|fragment_\d+",
+
+
+def system_priority(wildcards):
+    """Scheduling priority of a system's jobs: the largest kernel's chain starts first."""
+    return SYSTEM_PRIORITY[wildcards.system]
 
 
 def params_for(*sections):

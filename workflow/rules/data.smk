@@ -11,6 +11,7 @@ rule sample_replica:
         f"{RESULTS}/logs/{{system}}/sample_replica_{{replica}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{system}}/sample_replica_{{replica}}.tsv"
+    priority: system_priority
     conda:
         ENV
     threads: 1
@@ -40,6 +41,7 @@ rule select_frames:
         f"{RESULTS}/logs/{{system}}/select_frames.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{system}}/select_frames.tsv"
+    priority: system_priority
     conda:
         ENV
     params:
@@ -57,6 +59,7 @@ rule label_chunk:
         f"{RESULTS}/logs/{{system}}/label_chunk_{{chunk}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{system}}/label_chunk_{{chunk}}.tsv"
+    priority: system_priority
     conda:
         ENV
     threads: 1
@@ -79,6 +82,7 @@ rule merge_labels:
         f"{RESULTS}/logs/{{system}}/merge_labels.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{system}}/merge_labels.tsv"
+    priority: system_priority
     conda:
         ENV
     script:
@@ -94,6 +98,7 @@ rule ingest_dataset:
         f"{RESULTS}/logs/{{system}}/ingest_dataset.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{system}}/ingest_dataset.tsv"
+    priority: system_priority
     conda:
         ENV
     threads: 1
@@ -112,6 +117,7 @@ rule delta_dataset:
         f"{RESULTS}/logs/{{system}}/delta_dataset_{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{system}}/delta_dataset_{{dataset}}.tsv"
+    priority: system_priority
     conda:
         ENV
     params:
@@ -129,6 +135,7 @@ rule split:
         f"{RESULTS}/logs/{{system}}/split.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{system}}/split.tsv"
+    priority: system_priority
     conda:
         ENV
     params:

@@ -14,6 +14,7 @@ rule train_model:
         f"{RESULTS}/logs/{{system}}/train_{{part}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{system}}/train_{{part}}.tsv"
+    priority: system_priority
     conda:
         ENV
     threads: config["training_threads"]

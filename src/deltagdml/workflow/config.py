@@ -148,6 +148,18 @@ def load_system(config: dict, name: str, base_dir: str | Path = ".") -> System:
     return system_from_config(name, {k: entry[k] for k in SYSTEM_KEYS if k in entry}, base_dir)
 
 
+def system_priorities(config: dict, systems: dict[str, System]) -> dict[str, int]:
+    """Scheduling priority of each system's jobs: systems ranked by the size of their
+    full kernel matrix, (3N · n_train)², largest first (highest priority), so that the
+    longest chain of jobs starts first; ties keep the config's order."""
+    size = {
+        name: (3 * system.n_atoms * training_settings(config, name).n_train) ** 2
+        for name, system in systems.items()
+    }
+    ranked = sorted(size, key=lambda name: -size[name])
+    return {name: len(ranked) - 1 - i for i, name in enumerate(ranked)}
+
+
 def training_memory_mb(
     system: System, part: str, settings: TrainingSettings, threads: int, n_train: int | None = None
 ) -> int:
