@@ -36,8 +36,8 @@ from deltagdml.workflow.config import training_settings
 from deltagdml.workflow.steps.train import read_symmetries
 
 
-def check_part(config: dict, root: Path, system: str, part: str, subset: int) -> bool:
-    """Print the check of one part; True if both searches agree on σ."""
+def check_part(config: dict, root: Path, system: str, part: str, subset: int) -> bool | None:
+    """Print the check of one part; True if both searches agree on σ (None: not checked)."""
     results = root / config["results"] / system
     ds = load_dataset(results / "datasets" / f"{part}.npz")
     splits = load_splits(results / "splits.npz", ds.n_geometries)
@@ -56,6 +56,9 @@ def check_part(config: dict, root: Path, system: str, part: str, subset: int) ->
         )
         what = f"neighbours of σ={chosen:g} on all {train.n_geometries}"
         rows = scores[scores["stage"] == "refit"].assign(M=train.n_geometries)
+    elif train.n_geometries <= subset:
+        print(f"\n{system}/{part}: M = {train.n_geometries} ≤ --subset {subset}, nothing to check")
+        return None
     else:  # the run searched on all M: the same search on a nested subset
         settings = dataclasses.replace(settings, sigma_subset=subset)
         what = f"search on {subset} of {train.n_geometries}, refit"
@@ -106,7 +109,7 @@ def main() -> None:
             )
     print("\nsystem/part: subset σ = full σ")
     for system, part, agree in verdicts:
-        print(f"  {system}/{part}: {'yes' if agree else 'NO'}")
+        print(f"  {system}/{part}: {'not checked' if agree is None else 'yes' if agree else 'NO'}")
 
 
 if __name__ == "__main__":
