@@ -17,7 +17,6 @@ e.g. after the default run and `snakemake --cores 2 --configfile workflow/config
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +28,15 @@ from deltagdml.gdml.solvers.choice import estimate_memory
 def model_row(results: Path, system: str, part: str) -> dict:
     """One trained model's size, σ search and the cost of its training job."""
     models = results / system / "models"
-    card = json.loads((models / f"{part}.card.json").read_text())
     with np.load(models / f"{part}.npz", allow_pickle=False) as npz:
-        n_atoms = int(npz["z"].size)
+        n_atoms, sigma = int(npz["z"].size), float(npz["sig"])
+        M, P = int(npz["R_desc"].shape[1]), int(npz["perms"].shape[0])
         solver = str(npz["solver_name"]) if "solver_name" in npz.files else "analytic"
     scores = pd.read_csv(models / f"{part}_sigma_scores.csv")
     timing = pd.read_csv(models / f"{part}_timing.csv")  # same rows, same order
     stages = scores["stage"].str.replace(r"_.*", "", regex=True)
     selected = timing["selected"].astype(bool).to_numpy()
     job = pd.read_csv(results / "benchmarks" / system / f"train_{part}.tsv", sep="\t").iloc[0]
-    M, P = int(card["n_train"]), int(card["n_perms"])
     return {
         "system": system,
         "part": part,
@@ -46,7 +44,7 @@ def model_row(results: Path, system: str, part: str) -> dict:
         "M": M,
         "n_perms": P,
         "solver": solver,
-        "sigma": card["sigma"],
+        "sigma": sigma,
         "n_fits": len(scores),
         "search": "+".join(dict.fromkeys(stages)),
         "fits_s": round(float(timing["train_s"].sum()), 1),
@@ -83,16 +81,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for results in args.results:
-        cards = [
-            card
-            for card in sorted(results.glob("*/models/*.card.json"))
-            if (card.parent / card.name.replace(".card.json", "_sigma_scores.csv")).exists()
-        ]
-        if not cards:
+        scores = sorted(results.glob("*/models/*_sigma_scores.csv"))
+        if not scores:
             raise SystemExit(f"{results}: no trained models (*/models/*_sigma_scores.csv)")
-        for card in cards:
-            part = card.name.removesuffix(".card.json")
-            rows.append({"run": str(results), **model_row(results, card.parent.parent.name, part)})
+        for path in scores:
+            part = path.name.removesuffix("_sigma_scores.csv")
+            rows.append({"run": str(results), **model_row(results, path.parent.parent.name, part)})
     table = pd.DataFrame(rows).sort_values(["system", "part", "M"], kind="stable")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print("Training cost per model (times in s, memory in GB; fits_s: every σ fit)")
