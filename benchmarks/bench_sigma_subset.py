@@ -70,16 +70,13 @@ def check_part(config: dict, root: Path, system: str, part: str, subset: int) ->
     new["M"] = np.where(new["stage"].str.startswith("subset_"), subset, train.n_geometries)
     table = pd.concat([rows.assign(source="run"), new.assign(source="check")])
     table = table[["source", "stage", "M", "sigma", "f_rmse_kcal_mol_A", "f_mae_kcal_mol_A"]]
-    if on_subset.any():
-        at_m = table[table["M"] == train.n_geometries]
-        other = float(at_m.loc[at_m["f_rmse_kcal_mol_A"].idxmin(), "sigma"])
-    else:
-        other = model.sigma
+    # validation force RMSE of each σ fitted on all M geometries
+    full = table[table["M"] == train.n_geometries].groupby("sigma")["f_rmse_kcal_mol_A"].min()
+    other = float(full.idxmin()) if on_subset.any() else model.sigma
     print(f"\n{system}/{part}: {what} ({seconds:.0f} s)")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     agree = other == chosen
     verdict = "same" if agree else "DIFFERENT"
-    full = table[table["M"] == train.n_geometries].groupby("sigma")["f_rmse_kcal_mol_A"].min()
     if not agree and {chosen, other} <= set(full.index):
         worse = 100 * (max(full[chosen], full[other]) / min(full[chosen], full[other]) - 1)
         verdict += f", validation force RMSE on all {train.n_geometries} differs by {worse:.1f} %"
