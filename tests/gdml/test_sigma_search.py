@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from deltagdml.gdml.descriptor import dense_jacobian, descriptor_and_jacobian
+from deltagdml.gdml.model import GDMLModel
 from deltagdml.gdml.selection import select_sigma
 from deltagdml.gdml.solvers.nystrom import IterativeOptions, solve_iterative
 from deltagdml.gdml.symmetry import descriptor_permutation, find_permutations
@@ -111,3 +112,17 @@ def test_a_nested_subset_search_picks_the_full_searchs_sigma(methane, gfn2_metha
         assert all(s.stage.startswith("subset_") for s in scores[:-1])
         assert scores[-1].stage == "refit" and scores[-1].sigma == best.sigma
         np.testing.assert_allclose(best.alpha_, full_best.alpha_, rtol=1e-6, atol=1e-9)
+
+
+def test_the_chosen_model_does_not_pin_the_searchs_kernel_memory(methane):
+    """Kept models (a learning curve keeps every part's) must not hold the (3N·M)² scratch."""
+    train, valid = split(methane.sample)
+    for subset in (None, 20):
+        best, _ = search(methane.z, train, valid, [1.0, 2.0, 4.0], solver="analytic", subset=subset)
+        assert best.kernel_buffer is None
+        assert not any(
+            isinstance(v, np.ndarray) and v.size >= best.alpha_.size**2 for v in vars(best).values()
+        )
+        (R, F, E), (Rv, _, _) = train, valid
+        plain = GDMLModel(sigma=best.sigma, perms="none", solver="analytic").fit(R, methane.z, F, E)
+        np.testing.assert_array_equal(best.predict(Rv)[1], plain.predict(Rv)[1])

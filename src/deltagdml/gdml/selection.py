@@ -162,7 +162,9 @@ def select_sigma(
                 train(sigma, "extension")
             if best_sigma() == sigma and steps:
                 log.warning("σ=%g is still the best after %d extensions of the grid", sigma, steps)
-    return models[best_sigma()], scores
+    best = models[best_sigma()]
+    best.kernel_buffer = None  # the search's scratch: a kept model must not pin (3N·M)² floats
+    return best, scores
 
 
 def _select_on_subset(
