@@ -13,14 +13,20 @@ import yaml
 from deltagdml.analysis.paper import PAPER_FORCE_MAE_CHANGE
 from deltagdml.data.systems import model_parts
 from deltagdml.workflow.checks import check_config
-from deltagdml.workflow.config import dynamics_settings, sampling_settings, training_settings
+from deltagdml.workflow.config import (
+    dynamics_settings,
+    learning_curve_sizes,
+    sampling_settings,
+    training_memory_mb,
+    training_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "workflow" / "configs"
 
 
-def planned_jobs(config: Path) -> dict[str, int]:
-    """Job counts of ``snakemake -n`` on ``config``, by rule."""
+def dry_run(config: Path) -> str:
+    """What ``snakemake -n`` on ``config`` prints."""
     run = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--configfile", str(config)],
         cwd=ROOT,
@@ -28,7 +34,12 @@ def planned_jobs(config: Path) -> dict[str, int]:
         text=True,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    table = run.stdout.split("Job stats:")[1].split("total")[0]
+    return run.stdout
+
+
+def planned_jobs(config: Path) -> dict[str, int]:
+    """Job counts of ``snakemake -n`` on ``config``, by rule."""
+    table = dry_run(config).split("Job stats:")[1].split("total")[0]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
@@ -69,3 +80,32 @@ def test_paper_sizes_config_trains_at_the_papers_sizes():
         assert full.n_test >= 1000
         sizes = {training_settings(config, name, p).n_train for p in ("full", "binding")}
         assert sizes == {n_paper}
+
+
+def test_a_learning_curve_job_asks_for_the_memory_of_its_largest_fit():
+    """It fits every part at every size below n_train (water–benzene at n = 500: the dense
+    solver, more than the iterative one at n_train = 1000 that a training job asks for)."""
+    config = yaml.safe_load((CONFIGS / "paper_sizes.yaml").read_text())
+    systems = check_config(config, ROOT)
+    asked = {
+        m["system"]: int(m["mem"])
+        for m in re.finditer(
+            r"rule analysis_learning_curve:.*?wildcards: system=(?P<system>\w+)"
+            r".*?mem_mb=(?P<mem>\d+)",
+            dry_run(CONFIGS / "paper_sizes.yaml"),
+            re.S,
+        )
+    }
+    assert set(asked) == set(systems)
+    threads = config["training_threads"]
+    for name, system in systems.items():
+        need = {
+            (part, n): training_memory_mb(
+                system, part, training_settings(config, name, part), threads, n
+            )
+            for part in model_parts(system)
+            for n in learning_curve_sizes(config, name)
+        }
+        assert asked[name] == max(need.values())
+        if name == "water_benzene":  # a smaller fit that needs more than the largest one
+            assert need["full", 500] > need["full", 1000]

@@ -159,7 +159,7 @@ rule analysis_learning_curve:
     threads: config["training_threads"]
     resources:
         runtime=240,
-        mem_mb=train_mem_mb,
+        mem_mb=learning_curve_mem_mb,
     params:
         config=params_for("seed", "sampling", "training", "analysis"),
     script:

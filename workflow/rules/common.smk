@@ -6,6 +6,7 @@ from deltagdml.data.systems import model_parts
 from deltagdml.workflow.checks import check_analysis, check_config, check_dynamics
 from deltagdml.workflow.config import (
     dynamics_settings,
+    learning_curve_sizes,
     sampling_settings,
     step_config,
     system_entry,
@@ -55,6 +56,18 @@ def train_mem_mb(wildcards, threads, attempt):
     settings = training_settings(config, wildcards.system, part)
     return attempt * training_memory_mb(
         SYSTEMS[wildcards.system], part, settings, threads
+    )
+
+
+def learning_curve_mem_mb(wildcards, threads, attempt):
+    """Memory of a learning-curve job: its largest fit, over every part and size."""
+    system = SYSTEMS[wildcards.system]
+    return attempt * max(
+        training_memory_mb(
+            system, part, training_settings(config, wildcards.system, part), threads, n
+        )
+        for part in model_parts(system)
+        for n in learning_curve_sizes(config, wildcards.system)
     )
 
 
