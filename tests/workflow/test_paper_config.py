@@ -15,6 +15,7 @@ from deltagdml.data.systems import model_parts
 from deltagdml.workflow.checks import check_config
 from deltagdml.workflow.config import (
     dynamics_settings,
+    learning_curve_memory_mb,
     learning_curve_sizes,
     sampling_settings,
     training_memory_mb,
@@ -99,13 +100,14 @@ def test_a_learning_curve_job_asks_for_the_memory_of_its_largest_fit():
     assert set(asked) == set(systems)
     threads = config["training_threads"]
     for name, system in systems.items():
-        need = {
-            (part, n): training_memory_mb(
-                system, part, training_settings(config, name, part), threads, n
-            )
-            for part in model_parts(system)
-            for n in learning_curve_sizes(config, name)
-        }
-        assert asked[name] == max(need.values())
-        if name == "water_benzene":  # a smaller fit that needs more than the largest one
-            assert need["full", 500] > need["full", 1000]
+        assert asked[name] == learning_curve_memory_mb(config, name, system, threads)
+        sizes = learning_curve_sizes(config, name)
+        for part in model_parts(system):
+            settings = training_settings(config, name, part)
+            for n in sizes:
+                assert asked[name] >= training_memory_mb(system, part, settings, threads, n)
+    full = training_settings(config, "water_benzene", "full")
+    water = systems["water_benzene"]  # a smaller fit that needs more than the largest one
+    assert training_memory_mb(water, "full", full, threads, 500) > training_memory_mb(
+        water, "full", full, threads, 1000
+    )

@@ -6,7 +6,7 @@ from deltagdml.data.systems import model_parts
 from deltagdml.workflow.checks import check_analysis, check_config, check_dynamics
 from deltagdml.workflow.config import (
     dynamics_settings,
-    learning_curve_sizes,
+    learning_curve_memory_mb,
     sampling_settings,
     step_config,
     system_entry,
@@ -60,14 +60,9 @@ def train_mem_mb(wildcards, threads, attempt):
 
 
 def learning_curve_mem_mb(wildcards, threads, attempt):
-    """Memory of a learning-curve job: its largest fit, over every part and size."""
-    system = SYSTEMS[wildcards.system]
-    return attempt * max(
-        training_memory_mb(
-            system, part, training_settings(config, wildcards.system, part), threads, n
-        )
-        for part in model_parts(system)
-        for n in learning_curve_sizes(config, wildcards.system)
+    """Memory of a learning-curve job: its largest fit, doubled on each retry."""
+    return attempt * learning_curve_memory_mb(
+        config, wildcards.system, SYSTEMS[wildcards.system], threads
     )
 
 

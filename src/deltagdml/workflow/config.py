@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from deltagdml.data.systems import DEFAULT_SYSTEMS, System, system_from_config
+from deltagdml.data.systems import DEFAULT_SYSTEMS, System, model_parts, system_from_config
 from deltagdml.errors import ConfigError
 from deltagdml.gdml.solvers.choice import training_mem_mb
 from deltagdml.settings import (
@@ -180,6 +180,17 @@ def training_memory_mb(
         settings.max_memory_gb,
         settings.solver,
         threads,
+    )
+
+
+def learning_curve_memory_mb(config: dict, name: str, system: System, threads: int) -> int:
+    """Memory (MiB) a learning-curve job of system ``name`` requests: the largest
+    :func:`training_memory_mb` over its parts and sizes (a size below n_train can need the
+    dense solver where n_train needs the iterative one)."""
+    return max(
+        training_memory_mb(system, part, training_settings(config, name, part), threads, n)
+        for part in model_parts(system)
+        for n in learning_curve_sizes(config, name)
     )
 
 
