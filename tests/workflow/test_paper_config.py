@@ -84,8 +84,9 @@ def test_paper_sizes_config_trains_at_the_papers_sizes():
 
 
 def test_a_learning_curve_job_asks_for_the_memory_of_its_largest_fit():
-    """It fits every part at every size below n_train (water–benzene at n = 500: the dense
-    solver, more than the iterative one at n_train = 1000 that a training job asks for)."""
+    """It fits every part at every size below n_train, and a smaller size can need more
+    memory than n_train (water–benzene at n = 500: the dense solver, against the iterative
+    one at n_train = 1000 that a training job asks for)."""
     config = yaml.safe_load((CONFIGS / "paper_sizes.yaml").read_text())
     systems = check_config(config, ROOT)
     asked = {
