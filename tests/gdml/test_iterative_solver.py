@@ -1,5 +1,7 @@
 """Low-memory solver: kernel products, Nyström preconditioner, CG checkpoints, selection."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from deltagdml.gdml.solvers.nystrom import (
     IterativeOptions,
     KernelOperator,
     NystromPreconditioner,
+    _cholesky_jittered,
     fingerprint,
     inducing_geometries,
 )
@@ -81,6 +84,23 @@ def test_preconditioner_is_woodbury_inverse(kernel_case, m):
     np.testing.assert_allclose(precond(v), exact, rtol=1e-5, atol=1e-6 * np.abs(exact).max())
     if m == op.M:
         np.testing.assert_allclose(A, K + lam * np.eye(op.n), atol=1e-9 * np.abs(K).max())
+
+
+def test_jittered_cholesky_retries_within_one_copy_of_the_matrix():
+    """K_mm's factor needs a larger jitter when the smallest fails; every retry reuses one
+    copy of K_mm (traced peak ≈ one matrix), so the solver's memory estimate holds."""
+    n = 600
+    Q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(n, n)))
+    w = np.linspace(1.0, 2.0, n)
+    w[0] = -1e-9  # rounding below zero: jitters of 1e-12 … 1e-10 × the mean diagonal fail
+    A = np.ascontiguousarray((Q * w) @ Q.T)
+    tracemalloc.start()
+    L = np.tril(_cholesky_jittered(A.copy()))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    eps = np.mean(np.diag(A)) * 1e-9
+    np.testing.assert_allclose(L @ L.T, A + eps * np.eye(n), rtol=0, atol=1e-12)
+    assert peak < 2.5 * A.nbytes  # the argument's copy and one work matrix (the factor)
 
 
 def test_cg_reaches_tolerance_with_true_residual():

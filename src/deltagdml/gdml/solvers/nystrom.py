@@ -178,10 +178,12 @@ def _cholesky(A: np.ndarray) -> np.ndarray:
 
 def _cholesky_jittered(A: np.ndarray) -> np.ndarray:
     """Lower Cholesky factor of A + εI with the smallest ε = 10^k·mean(diag A), k ≥ −12,
-    that works: K_mm is singular along each geometry's rigid-body motions."""
+    that works: K_mm is singular along each geometry's rigid-body motions. Every attempt
+    reuses one copy of A, so a retry needs no third matrix."""
     scale = float(np.mean(np.diag(A)))
+    shifted = np.empty_like(A)
     for exponent in range(-12, -3):
-        shifted = A.copy()
+        np.copyto(shifted, A)
         shifted.flat[:: A.shape[0] + 1] += scale * 10.0**exponent
         try:
             return _cholesky(shifted)
