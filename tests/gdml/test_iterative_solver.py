@@ -88,7 +88,7 @@ def test_preconditioner_is_woodbury_inverse(kernel_case, m):
 
 def test_jittered_cholesky_retries_within_one_copy_of_the_matrix():
     """K_mm's factor needs a larger jitter when the smallest fails; every retry reuses one
-    copy of K_mm (traced peak ≈ one matrix), so the solver's memory estimate holds."""
+    work copy of K_mm, so the solver's memory estimate (two k×k matrices) holds."""
     n = 600
     Q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(n, n)))
     w = np.linspace(1.0, 2.0, n)
