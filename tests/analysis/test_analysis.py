@@ -6,9 +6,11 @@ import pytest
 from ase.build import molecule
 from ase.units import Bohr
 from conftest import morse_energy_forces
+from matplotlib.text import Text
 
 from deltagdml.analysis import binding_stats as bs
 from deltagdml.analysis import descriptor_variance as dv
+from deltagdml.analysis import figures
 from deltagdml.analysis import force_decomposition as fd
 from deltagdml.analysis import learning_curves as lc
 from deltagdml.errors import ConfigError, DatasetError
@@ -308,7 +310,16 @@ def test_settings_defaults_and_checks():
         check_analysis({"systems": config["systems"], "analysis": bad_entries}, systems)
 
 
-def test_steps_write_csv_and_figures(tmp_path):
+def test_steps_write_csv_and_figures(tmp_path, monkeypatch):
+    """Each step writes its CSV and a figure titled with the system's label."""
+    texts = []
+    save = figures.save_figure
+
+    def recording_save(fig, png, pdf):
+        texts.append([fig.get_suptitle()] + [t.get_text() for t in fig.findobj(Text)])
+        save(fig, png, pdf)
+
+    monkeypatch.setattr(figures, "save_figure", recording_save)
     config = {"systems": {"water_benzene": {"preset": "water_benzene"}}, "seed": 0}
     config["analysis"] = {"descriptor_frame_pairs": 50}
     system = load_system(config, "water_benzene")
@@ -327,22 +338,38 @@ def test_steps_write_csv_and_figures(tmp_path):
     def out(name: str) -> dict[str, str]:
         return {ext: str(tmp_path / f"{name}.{ext}") for ext in ("csv", "png", "pdf")}
 
+    label = "H₂O on C₆H₆"
     steps.descriptor_variance_figure(
-        config=config, system="water_benzene", full=paths["full"], trajectory=None, **out("dv")
+        config=config,
+        system="water_benzene",
+        label=label,
+        full=paths["full"],
+        trajectory=None,
+        **out("dv"),
     )
     read = pd.read_csv(tmp_path / "dv.csv")
     assert list(read["descriptor"]) == ["inverse_distance", "coulomb"]
     assert np.isfinite(read["ratio_std_dD"]).all()
     assert open(tmp_path / "dv.csv").readline().startswith("system,n_frames,")  # plain header
-    steps.force_decomposition_figure(config=config, system="water_benzene", **paths, **out("fd"))
+    steps.force_decomposition_figure(
+        config=config, system="water_benzene", label=label, **paths, **out("fd")
+    )
     atoms = pd.read_csv(tmp_path / "fd.csv")
     assert (atoms["frame"] == fd.representative_frame(E_b)).all() and len(atoms) == 15
     F, F0, Fb = (atoms[f"{k}_x_kcal_mol_A"] for k in ("F", "F0", "Fb"))
     np.testing.assert_allclose(F, F0 + Fb, atol=1e-4)
-    steps.binding_stats(systems=["water_benzene"], binding=[paths["binding"]], **out("bs"))
+    steps.binding_stats(
+        systems=["water_benzene"],
+        names={"water_benzene": label},
+        binding=[paths["binding"]],
+        **out("bs"),
+    )
     for name in ("dv", "fd", "bs"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
         assert (tmp_path / f"{name}.pdf").stat().st_size > 5_000
+    assert len(texts) == 3
+    for drawn in texts:
+        assert any(label in t for t in drawn) and not any("water_benzene" in t for t in drawn)
 
 
 def test_plotting_leaves_matplotlib_global_state_alone(tmp_path):
@@ -367,7 +394,7 @@ probe()
 assert seen["font"] == plotting.STYLE["font.size"]
 metrics = pd.DataFrame({{"system": ["a", "a"], "model": ["full", "delta"],
                         "e_mae_kcal_mol": [1.0, 0.5], "f_mae_kcal_mol_A": [2.0, 1.0]}})
-plotting.plot_error_comparison(metrics, r"{tmp_path}/e.png", r"{tmp_path}/e.pdf")
+plotting.plot_error_comparison(metrics, {{"a": "a"}}, r"{tmp_path}/e.png", r"{tmp_path}/e.pdf")
 assert dict(matplotlib.rcParams) == before, "drawing changed rcParams"
 assert matplotlib.rcParams["backend"] == backend
 """

@@ -330,7 +330,7 @@ def test_analyse_and_summarise_write_tables_and_figures(
             save_run(res, paths[-1], label, T, 80, 0)
     out = {k: f"{k}.{ext}" for k, ext in (("stability", "csv"), ("msad", "csv"), ("fes", "npz"))}
     out.update({f"{k}_{e}": f"{k}.{e}" for k in ("fes", "msad") for e in ("png", "pdf")})
-    md_analyse(config=config, system="dimer", runs=paths, **out)
+    md_analyse(config=config, system="dimer", label="dimer", runs=paths, **out)
     table = pd.read_csv("stability.csv", keep_default_na=False)
     assert len(table) == 4
     bad = table[table["status"] == "unstable"]
@@ -343,7 +343,7 @@ def test_analyse_and_summarise_write_tables_and_figures(
     timing = pd.DataFrame({"system": "dimer", "n_atoms": 10, "model": ["full", "full", "delta"]})
     timing.assign(temperature_K=[10, 50, 10], steps_per_s=[100, 300, 50]).to_csv("t.csv")
     summary = {k: f"sum.{k}" for k in ("csv", "md", "png", "pdf")} | {"speed": "speed.csv"}
-    md_summary(stability=["stability.csv"], timing=["t.csv"], **summary)
+    md_summary(stability=["stability.csv"], timing=["t.csv"], names={"dimer": "AB"}, **summary)
     md = Path("sum.md").read_text()
     assert "| dimer | full | stable" in md and "**0.010 ps**: NaN" in md
     speed = pd.read_csv("speed.csv").set_index("model")["steps_per_s"]

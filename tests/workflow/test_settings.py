@@ -130,3 +130,26 @@ def test_resolved_settings_are_frozen_and_layered():
         s.n_frames = 3  # type: ignore[misc]
     with pytest.raises(ConfigError, match="temperatures_K"):
         sampling_settings({**config, "sampling": {"temperatures_K": []}}, "wb")
+
+
+def test_system_label_is_the_users_then_the_presets_then_the_key():
+    """Figures name a system by its ``label``, else its preset's, else its key with spaces;
+    the schema refuses an empty label."""
+    from snakemake.utils import validate
+
+    from deltagdml.workflow.config import system_labels
+
+    systems = {
+        "na_benzene": {"preset": "na_benzene"},
+        "ion": {"preset": "na_benzene", "label": "Na⁺ over C₆H₆"},
+        "my_dimer": {"structure": "Methane_dimer", "fragments": [[0, 1, 2, 3, 4], "5-9"]},
+    }
+    assert system_labels({"systems": systems}, systems) == {
+        "na_benzene": "Na⁺–benzene",
+        "ion": "Na⁺ over C₆H₆",
+        "my_dimer": "my dimer",
+    }
+    schema = str(ROOT / "workflow/schemas/config.schema.yaml")
+    validate({"systems": systems}, schema)
+    with pytest.raises(Exception, match="label"):
+        validate({"systems": {"ion": {"preset": "na_benzene", "label": ""}}}, schema)

@@ -43,6 +43,7 @@ rule analysis_descriptor_variance:
         ENV
     params:
         config=params_for("seed", "analysis"),
+        label=system_label,
     script:
         "../scripts/analysis_descriptor_variance.py"
 
@@ -68,6 +69,7 @@ rule analysis_coulomb_matrix:
         ENV
     params:
         config=params_for(),
+        label=system_label,
     script:
         "../scripts/analysis_coulomb_matrix.py"
 
@@ -95,6 +97,7 @@ rule analysis_force_decomposition:
         ENV
     params:
         config=params_for("analysis"),
+        label=system_label,
     script:
         "../scripts/analysis_force_decomposition.py"
 
@@ -124,6 +127,7 @@ rule analysis_binding_stats:
         ENV
     params:
         systems=list(SYSTEMS),
+        names=SYSTEM_LABELS,
     script:
         "../scripts/analysis_binding_stats.py"
 
@@ -192,5 +196,7 @@ rule analysis_learning_curves:
         f"{RESULTS}/benchmarks/analysis_learning_curves.tsv"
     conda:
         ENV
+    params:
+        names=SYSTEM_LABELS,
     script:
         "../scripts/analysis_learning_curves.py"

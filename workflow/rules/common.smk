@@ -10,6 +10,7 @@ from deltagdml.workflow.config import (
     sampling_settings,
     step_config,
     system_entry,
+    system_labels,
     system_priorities,
     temperature_label,
     training_memory_mb,
@@ -28,6 +29,7 @@ except DeltaGDMLError as error:  # one line, no traceback
 RESULTS = config["results"]
 MD_SYSTEMS = [s for s in SYSTEMS if dynamics_settings(config, s).enabled]
 SYSTEM_PRIORITY = system_priorities(config, SYSTEMS)
+SYSTEM_LABELS = system_labels(config, SYSTEMS)  # names in figures
 ENV = "../../envs/deltagdml.yaml"
 
 
@@ -43,6 +45,11 @@ wildcard_constraints:
 def system_priority(wildcards):
     """Scheduling priority of a system's jobs: the largest kernel's chain starts first."""
     return SYSTEM_PRIORITY[wildcards.system]
+
+
+def system_label(wildcards):
+    """The system's name in figures."""
+    return SYSTEM_LABELS[wildcards.system]
 
 
 def params_for(*sections):

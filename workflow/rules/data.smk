@@ -46,6 +46,7 @@ rule select_frames:
         ENV
     params:
         config=params_for("seed", "reference", "sampling", "dynamics"),
+        label=system_label,
     script:
         "../scripts/select_frames.py"
 

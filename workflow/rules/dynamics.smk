@@ -59,6 +59,7 @@ rule md_analyse:
         ENV
     params:
         config=params_for("dynamics"),
+        label=system_label,
     script:
         "../scripts/md_analyse.py"
 
@@ -89,5 +90,7 @@ rule md_summary:
         f"{RESULTS}/benchmarks/md_summary.tsv"
     conda:
         ENV
+    params:
+        names=SYSTEM_LABELS,
     script:
         "../scripts/md_summary.py"

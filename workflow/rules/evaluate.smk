@@ -65,6 +65,7 @@ rule summarise:
             name: (entry or {}).get("preset")
             for name, entry in config["systems"].items()
         },
+        names=SYSTEM_LABELS,
     script:
         "../scripts/summarise.py"
 

@@ -6,6 +6,7 @@ from deltagdml.workflow.steps.analysis import binding_stats
 setup_logging(snakemake.log[0])
 binding_stats(
     systems=list(snakemake.params.systems),
+    names=dict(snakemake.params.names),
     binding=list(snakemake.input.binding),
     csv=snakemake.output.csv,
     png=snakemake.output.png,

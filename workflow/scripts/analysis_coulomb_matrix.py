@@ -7,6 +7,7 @@ setup_logging(snakemake.log[0])
 coulomb_matrix_figure(
     config=snakemake.params.config,
     system=snakemake.wildcards.system,
+    label=snakemake.params.label,
     full=snakemake.input.full,
     csv=snakemake.output.csv,
     png=snakemake.output.png,

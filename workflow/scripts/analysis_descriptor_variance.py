@@ -7,6 +7,7 @@ setup_logging(snakemake.log[0])
 descriptor_variance_figure(
     config=snakemake.params.config,
     system=snakemake.wildcards.system,
+    label=snakemake.params.label,
     full=snakemake.input.full,
     trajectory=snakemake.input.get("trajectory"),
     csv=snakemake.output.csv,

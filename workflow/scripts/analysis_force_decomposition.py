@@ -7,6 +7,7 @@ setup_logging(snakemake.log[0])
 force_decomposition_figure(
     config=snakemake.params.config,
     system=snakemake.wildcards.system,
+    label=snakemake.params.label,
     full=snakemake.input.full,
     nonint=snakemake.input.nonint,
     binding=snakemake.input.binding,

@@ -7,6 +7,7 @@ setup_logging(snakemake.log[0])
 md_analyse(
     config=snakemake.params.config,
     system=snakemake.wildcards.system,
+    label=snakemake.params.label,
     runs=list(snakemake.input.runs),
     **dict(snakemake.output.items()),
 )

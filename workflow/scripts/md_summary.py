@@ -7,5 +7,6 @@ setup_logging(snakemake.log[0])
 md_summary(
     stability=list(snakemake.input.stability),
     timing=list(snakemake.input.timing),
+    names=dict(snakemake.params.names),
     **dict(snakemake.output.items()),
 )

@@ -9,5 +9,6 @@ summarise(
     fragments=list(snakemake.input.fragments),
     timings=list(snakemake.input.timings),
     presets=dict(snakemake.params.presets),
+    names=dict(snakemake.params.names),
     out=dict(snakemake.output.items()),
 )

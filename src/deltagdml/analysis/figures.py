@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from ase.data import chemical_symbols, covalent_radii
@@ -24,10 +26,6 @@ FORCE_COLORS = {"F": "#222222", "F0": COLORS["delta"], "Fb": "#d62728"}
 FRAGMENT_COLORS = ("#7f7f7f", "#9467bd", "#8c564b", "#e377c2", "#bcbd22")
 #: Length (Å) of the longest force arrow drawn in Fig. 1.
 ARROW_MAX_ANG = 1.6
-
-
-def _title(name: str) -> str:
-    return name.replace("_", " ")
 
 
 def _signed(x: float) -> str:
@@ -65,7 +63,7 @@ def _fragment_map(ax, M: np.ndarray, fragments, title: str, label: str) -> None:
 
 @styled
 def plot_descriptor_variance(
-    system: str,
+    label: str,
     results: list[DescriptorVariance],
     table: pd.DataFrame,
     entries: list[Entry],
@@ -76,7 +74,8 @@ def plot_descriptor_variance(
     png: str,
     pdf: str,
 ) -> None:
-    """Fig. 3: entry time series, ΔD² of two frames, z² terms and per-entry σ, per descriptor."""
+    """Fig. 3 of the system named ``label``: entry time series, ΔD² of two frames, z² terms
+    and per-entry σ, per descriptor."""
     n_frames = results[0].series.shape[0]
     t = time_ps if time_ps is not None else np.arange(n_frames)
     t_label = "time (ps)" if time_ps is not None else "frame index"
@@ -139,14 +138,17 @@ def plot_descriptor_variance(
             ratio = _ratio_text(info[f"ratio_std_{what}"])
             title = f"C  σ({sym}); σ$_{{inter}}$/σ$_{{intra}}$ = {ratio}"
             _fragment_map(row_axes[col], std, fragments, title, f"σ({sym}$_{{ab}}$) ({u})")
-    fig.suptitle(f"{_title(system)}: descriptor variance along the trajectory", fontsize=9)
+    fig.suptitle(f"{label}: descriptor variance along the trajectory", fontsize=9)
     save_figure(fig, png, pdf)
 
 
 # -- Fig. 5: binding statistics ----------------------------------------------------------
 @styled
-def plot_binding_stats(values: dict[str, dict[str, np.ndarray]], png: str, pdf: str) -> None:
-    """Fig. 5: box plots of binding energies and binding-force magnitudes per system."""
+def plot_binding_stats(
+    values: dict[str, dict[str, np.ndarray]], names: Mapping[str, str], png: str, pdf: str
+) -> None:
+    """Fig. 5: box plots of binding energies and binding-force magnitudes per system
+    (``names``: the systems' names in the figure)."""
     systems = list(values)
     ylabels = {
         "binding_energy": "binding energy $E - \\Sigma_k E_k$ (kcal/mol)",
@@ -176,7 +178,7 @@ def plot_binding_stats(values: dict[str, dict[str, np.ndarray]], png: str, pdf: 
                 va="center",
             )
         ax.set_xticks(
-            np.arange(1, len(systems) + 1), [_title(s) for s in systems], rotation=20, ha="right"
+            np.arange(1, len(systems) + 1), [names[s] for s in systems], rotation=20, ha="right"
         )
         ax.set_xlim(0.5, len(systems) + 0.8)
         ax.set_ylabel(ylabels[quantity])
@@ -223,14 +225,15 @@ def _fragment_color(k: int) -> str:
 
 @styled
 def plot_force_decomposition(
-    system: str,
+    label: str,
     dec: ForceDecomposition,
     z: np.ndarray,
     fragments: list[np.ndarray],
     png: str,
     pdf: str,
 ) -> None:
-    """Fig. 1: arrows of F, F0 and amplified F_b on one frame, all on one length scale."""
+    """Fig. 1 of the system named ``label``: arrows of F, F0 and amplified F_b on one
+    frame, all on one length scale."""
     view = dec.in_view(fragments)
     R = view["R"]
     k = dec.amplification
@@ -296,7 +299,7 @@ def plot_force_decomposition(
         handlelength=1.5,
     )
     fig.suptitle(
-        f"{_title(system)}: frame {dec.frame} (binding energy {dec.binding_energy:.2f} kcal/mol, "
+        f"{label}: frame {dec.frame} (binding energy {dec.binding_energy:.2f} kcal/mol, "
         f"closest to the median)\nside view: fragment 0 → 1 axis up, tilted {VIEW_TILT_DEG:g}° "
         "towards the viewer; forces projected on the page",
         fontsize=9,
@@ -321,8 +324,11 @@ def _plain_log_ticks(axis, lo: float, hi: float) -> None:
 
 
 @styled
-def plot_learning_curves(table: pd.DataFrame, fits: pd.DataFrame, png: str, pdf: str) -> None:
-    """Test force and energy MAE of full and Δ models vs training-set size (log–log)."""
+def plot_learning_curves(
+    table: pd.DataFrame, fits: pd.DataFrame, names: Mapping[str, str], png: str, pdf: str
+) -> None:
+    """Test force and energy MAE of full and Δ models vs training-set size (log–log), one
+    column per system (``names``: the systems' names in the figure)."""
     systems = list(dict.fromkeys(table["system"]))
     fig, axes = plt.subplots(
         2,
@@ -366,7 +372,7 @@ def plot_learning_curves(table: pd.DataFrame, fits: pd.DataFrame, png: str, pdf:
             _plain_log_ticks(ax.yaxis, lo, hi)
             ax.legend(frameon=False, fontsize=6, loc="upper right")
             if row == 0:
-                ax.set_title(_title(system), fontsize=9)
+                ax.set_title(names[system], fontsize=9)
             else:
                 ax.set_xlabel("training geometries $n$")
             if col == 0:
@@ -377,7 +383,7 @@ def plot_learning_curves(table: pd.DataFrame, fits: pd.DataFrame, png: str, pdf:
 # -- Fig. 2: Coulomb matrix ---------------------------------------------------------------
 @styled
 def plot_coulomb_matrix(
-    name: str,
+    label: str,
     C: np.ndarray,
     fragments: list[np.ndarray],
     fragment_names: list[str],
@@ -385,8 +391,9 @@ def plot_coulomb_matrix(
     png: str,
     pdf: str,
 ) -> None:
-    """Heat map of a Coulomb matrix (hartree, log scale), atoms grouped by fragment, with the
-    intra-fragment blocks outlined and the inter-fragment block marked."""
+    """Heat map of a Coulomb matrix (hartree, log scale) of the system named ``label``, atoms
+    grouped by fragment, with the intra-fragment blocks outlined and the inter-fragment block
+    marked."""
     from matplotlib.colors import LogNorm
     from matplotlib.patches import Rectangle
 
@@ -424,7 +431,7 @@ def plot_coulomb_matrix(
     ax.set_xlabel("atom b (grouped by fragment)")
     ax.set_ylabel("atom a (grouped by fragment)")
     ax.set_title(
-        f"{_title(name)}: Coulomb matrix of one geometry\n"
+        f"{label}: Coulomb matrix of one geometry\n"
         f"share of $\\|C\\|_F^2$ off the diagonal: intra {share.get('intra', 0):.2f}, "
         f"inter {share.get('inter', 0):.2f}",
         fontsize=8,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import ParamSpec, TypeVar
 
 import matplotlib.pyplot as plt
@@ -55,7 +55,7 @@ def save_figure(fig: plt.Figure, png: str, pdf: str) -> None:
     plt.close(fig)
 
 
-def _bars(ax, table: pd.DataFrame, value: str, ylabel: str) -> None:
+def _bars(ax, table: pd.DataFrame, value: str, ylabel: str, names: Mapping[str, str]) -> None:
     systems = list(dict.fromkeys(table["system"]))
     x = np.arange(len(systems))
     width = 0.38
@@ -74,16 +74,19 @@ def _bars(ax, table: pd.DataFrame, value: str, ylabel: str) -> None:
             xytext=(0, 2),
             textcoords="offset points",
         )
-    ax.set_xticks(x, [s.replace("_", " ") for s in systems], rotation=20, ha="right")
+    ax.set_xticks(x, [names[s] for s in systems], rotation=20, ha="right")
     ax.set_ylabel(ylabel)
 
 
 @styled
-def plot_error_comparison(metrics: pd.DataFrame, png: str, pdf: str) -> None:
-    """Fig. 6: test MAE of energies and forces, full vs Δ, per system (change in %)."""
+def plot_error_comparison(
+    metrics: pd.DataFrame, names: Mapping[str, str], png: str, pdf: str
+) -> None:
+    """Fig. 6: test MAE of energies and forces, full vs Δ, per system (change in %;
+    ``names``: the systems' names in the figure)."""
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), constrained_layout=True)
-    _bars(axes[0], metrics, E_MAE, "energy MAE (kcal/mol)")
-    _bars(axes[1], metrics, F_MAE, "force MAE (kcal/mol/Å)")
+    _bars(axes[0], metrics, E_MAE, "energy MAE (kcal/mol)", names)
+    _bars(axes[1], metrics, F_MAE, "force MAE (kcal/mol/Å)", names)
     axes[0].legend(frameon=False)
     axes[0].set_title("energies", fontsize=9)
     axes[1].set_title("forces", fontsize=9)
@@ -91,8 +94,11 @@ def plot_error_comparison(metrics: pd.DataFrame, png: str, pdf: str) -> None:
 
 
 @styled
-def plot_fragment_errors(fragments: pd.DataFrame, png: str, pdf: str) -> None:
-    """Fig. 7: force MAE on the atoms of each fragment, full vs Δ, per system."""
+def plot_fragment_errors(
+    fragments: pd.DataFrame, names: Mapping[str, str], png: str, pdf: str
+) -> None:
+    """Fig. 7: force MAE on the atoms of each fragment, full vs Δ, per system (``names``:
+    the systems' names in the figure)."""
     systems = list(dict.fromkeys(fragments["system"]))
     fig, axes = plt.subplots(
         1,
@@ -110,7 +116,7 @@ def plot_fragment_errors(fragments: pd.DataFrame, png: str, pdf: str) -> None:
             ax.bar(x + (i - 0.5) * 0.38, vals, 0.38, color=COLORS[model], label=LABELS[model])
         names = sub.drop_duplicates("fragment").set_index("fragment").reindex(frags)["formula"]
         ax.set_xticks(x, [f"{k}: {subscript_digits(n)}" for k, n in zip(frags, names, strict=True)])
-        ax.set_title(system.replace("_", " "), fontsize=9)
+        ax.set_title(names[system], fontsize=9)
     axes[0][0].set_ylabel("force MAE (kcal/mol/Å)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncols=2, frameon=False)

@@ -34,18 +34,22 @@ STRUCTURES = Path(__file__).parent / "structures"
 #: Built-in systems. Index lists were read off the S22 geometries (benzene atoms come first).
 DEFAULT_SYSTEMS: dict[str, dict[str, Any]] = {
     "methane_dimer": {
+        "label": "methane dimer",
         "structure": "Methane_dimer",
         "fragments": [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]],
     },
     "benzene_dimer": {
+        "label": "benzene dimer",
         "structure": "Benzene_dimer_parallel_displaced",
         "fragments": [list(range(12)), list(range(12, 24))],
     },
     "water_benzene": {
+        "label": "water–benzene",
         "structure": "Benzene-water_complex",
         "fragments": [list(range(12)), [12, 13, 14]],
     },
     "na_benzene": {
+        "label": "Na⁺–benzene",
         "structure": {
             "base": "Benzene-water_complex",
             "keep": list(range(12)),
@@ -55,6 +59,7 @@ DEFAULT_SYSTEMS: dict[str, dict[str, Any]] = {
         "charges": [0, 1],
     },
     "c60_buckycatcher": {
+        "label": "C₆₀@buckycatcher",
         "structure": str(STRUCTURES / "c60_buckycatcher.xyz"),
         "fragments": ["0-59", "60-147"],
     },

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
@@ -28,11 +30,12 @@ def plot_fes_grid(
     table: pd.DataFrame,
     x_label: str,
     y_label: str,
-    system: str,
+    label: str,
     png: str,
     pdf: str,
 ) -> None:
-    """Models (rows) × temperatures (columns); one kcal/mol colour scale per temperature."""
+    """Free-energy surfaces of the system named ``label``: models (rows) × temperatures
+    (columns), one kcal/mol colour scale per temperature."""
     models, temps = _models(table), _temperatures(table)
     fig, axes = plt.subplots(
         len(models),
@@ -78,7 +81,7 @@ def plot_fes_grid(
         axes[i, 0].set_ylabel(f"{LABELS[model]}\n{y_label}", fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel(x_label, fontsize=8)
-    fig.suptitle(f"{system.replace('_', ' ')}: free energy −kT ln P", fontsize=10)
+    fig.suptitle(f"{label}: free energy −kT ln P", fontsize=10)
     save_figure(fig, png, pdf)
 
 
@@ -87,11 +90,12 @@ def plot_msad(
     curves: pd.DataFrame,
     table: pd.DataFrame,
     guest: str | None,
-    system: str,
+    label: str,
     png: str,
     pdf: str,
 ) -> None:
-    """MSAD (rad²) of the guest against lag time (ps), one panel per model."""
+    """MSAD (rad²) of the guest against lag time (ps), one panel per model, of the system
+    named ``label``."""
     models, temps = _models(table), _temperatures(table)
     fig, axes = plt.subplots(
         1,
@@ -127,14 +131,14 @@ def plot_msad(
         handles=handles, frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0)
     )
     axes[0, 0].set_ylabel("MSAD (rad²)")
-    title = system.replace("_", " ")
-    fig.suptitle(f"{title}: rotation of {guest}" if guest else title, fontsize=10)
+    fig.suptitle(f"{label}: rotation of {guest}" if guest else label, fontsize=10)
     save_figure(fig, png, pdf)
 
 
 @styled
-def plot_stability(table: pd.DataFrame, png: str, pdf: str) -> None:
-    """Stability table: one row per system and model, one column per temperature."""
+def plot_stability(table: pd.DataFrame, names: Mapping[str, str], png: str, pdf: str) -> None:
+    """Stability table: one row per system and model, one column per temperature
+    (``names``: the systems' names in the figure)."""
     temps = _temperatures(table)
     rows = list(dict.fromkeys(zip(table["system"], table["model"], strict=True)))
     fig, ax = plt.subplots(figsize=(1.25 * len(temps) + 2.4, 0.42 * len(rows) + 0.8))
@@ -162,7 +166,7 @@ def plot_stability(table: pd.DataFrame, png: str, pdf: str) -> None:
     ax.set_xticks(np.arange(len(temps)) + 0.5, [f"{t:g} K" for t in temps])
     ax.set_yticks(
         np.arange(len(rows)) + 0.5,
-        [f"{s.replace('_', ' ')} · {LABELS[m]}" for s, m in rows],
+        [f"{names[s]} · {LABELS[m]}" for s, m in rows],
     )
     ax.xaxis.tick_top()
     ax.tick_params(length=0)

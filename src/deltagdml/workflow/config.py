@@ -65,6 +65,17 @@ def system_entry(config: dict, name: str) -> dict:
     return entry
 
 
+def system_label(config: dict, name: str) -> str:
+    """The system's name in figures: its ``label`` (a preset's by default), else its key
+    with spaces."""
+    return system_entry(config, name).get("label") or name.replace("_", " ")
+
+
+def system_labels(config: dict, names) -> dict[str, str]:
+    """:func:`system_label` of each of ``names``, by name."""
+    return {name: system_label(config, name) for name in names}
+
+
 def sampling_settings(config: dict, name: str) -> SamplingSettings:
     """Global sampling settings overridden by the system's, checked.
 

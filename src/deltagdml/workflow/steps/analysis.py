@@ -59,18 +59,27 @@ def _fragment_names(system) -> list[str]:
     ]
 
 
-def binding_stats(*, systems: list[str], binding: list[str], csv: str, png: str, pdf: str) -> None:
+def binding_stats(
+    *,
+    systems: list[str],
+    names: dict[str, str],
+    binding: list[str],
+    csv: str,
+    png: str,
+    pdf: str,
+) -> None:
     """Fig. 5: binding energies and forces of every system (``binding`` datasets, in the
-    order of ``systems``): the statistics CSV and the box plots."""
+    order of ``systems``; ``names`` in the figure): the statistics CSV and the box plots."""
     values = {s: binding_values(load_dataset(p)) for s, p in zip(systems, binding, strict=True)}
     _write_csv(statistics_table(values), csv)
-    plot_binding_stats(values, png, pdf)
+    plot_binding_stats(values, names, png, pdf)
 
 
 def coulomb_matrix_figure(
     *,
     config: dict,
     system: str,
+    label: str,
     full: str,
     csv: str,
     png: str,
@@ -78,7 +87,8 @@ def coulomb_matrix_figure(
     frame: int = 0,
     base_dir: str = ".",
 ) -> None:
-    """Fig. 2 of one system: Coulomb matrix of geometry ``frame`` of the full dataset."""
+    """Fig. 2 of one system (named ``label`` in the figure): Coulomb matrix of geometry
+    ``frame`` of the full dataset."""
     complex_ = load_system(config, system, base_dir)
     ds = load_dataset(full)
     if not np.array_equal(ds.z, complex_.z):
@@ -89,7 +99,7 @@ def coulomb_matrix_figure(
     table.insert(0, "system", system)
     _write_csv(table, csv)
     names = _fragment_names(complex_)
-    plot_coulomb_matrix(system, C, complex_.fragments, names, table, png, pdf)
+    plot_coulomb_matrix(label, C, complex_.fragments, names, table, png, pdf)
 
 
 def _frames(full: str, trajectory: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -109,6 +119,7 @@ def descriptor_variance_figure(
     *,
     config: dict,
     system: str,
+    label: str,
     full: str,
     trajectory: str | None,
     csv: str,
@@ -116,7 +127,8 @@ def descriptor_variance_figure(
     pdf: str,
     base_dir: str = ".",
 ) -> None:
-    """Fig. 3 of one system for both descriptors: the CSV and the figure.
+    """Fig. 3 of one system (named ``label`` in the figure) for both descriptors: the CSV
+    and the figure.
 
     Frames come from the sampled ``trajectory`` if given, else from the ``full`` dataset.
     """
@@ -140,7 +152,7 @@ def descriptor_variance_figure(
     table.insert(0, "system", system)
     _write_csv(table, csv)
     plot_descriptor_variance(
-        system, results, table, entries, z, fragments, time_ps, frames, png, pdf
+        label, results, table, entries, z, fragments, time_ps, frames, png, pdf
     )
 
 
@@ -148,6 +160,7 @@ def force_decomposition_figure(
     *,
     config: dict,
     system: str,
+    label: str,
     full: str,
     nonint: str,
     binding: str,
@@ -156,7 +169,8 @@ def force_decomposition_figure(
     pdf: str,
     base_dir: str = ".",
 ) -> None:
-    """Fig. 1 of one system from its full, nonint and binding datasets: per-atom CSV, figure."""
+    """Fig. 1 of one system (named ``label`` in the figure) from its full, nonint and
+    binding datasets: per-atom CSV, figure."""
     complex_ = load_system(config, system, base_dir)
     full_ds, nonint_ds, binding_ds = (load_dataset(p) for p in (full, nonint, binding))
     amplification = analysis_settings(config).force_amplification
@@ -164,7 +178,7 @@ def force_decomposition_figure(
     table = atom_table(dec, complex_.z, complex_.fragments)
     table.insert(0, "system", system)
     _write_csv(table, csv)
-    plot_force_decomposition(system, dec, complex_.z, complex_.fragments, png, pdf)
+    plot_force_decomposition(label, dec, complex_.z, complex_.fragments, png, pdf)
 
 
 def learning_curve_table(
@@ -198,11 +212,12 @@ def learning_curve_table(
 
 
 def learning_curves_summary(
-    *, curves: list[str], csv: str, slopes_csv: str, png: str, pdf: str
+    *, curves: list[str], names: dict[str, str], csv: str, slopes_csv: str, png: str, pdf: str
 ) -> None:
-    """All systems' learning ``curves`` in one CSV, their slopes and the figure."""
+    """All systems' learning ``curves`` in one CSV, their slopes and the figure (``names``:
+    the systems' names in it)."""
     table = pd.concat([pd.read_csv(p) for p in curves], ignore_index=True)
     fits = slopes(table)
     _write_csv(table, csv)
     _write_csv(fits, slopes_csv)
-    plot_learning_curves(table, fits, png, pdf)
+    plot_learning_curves(table, fits, names, png, pdf)

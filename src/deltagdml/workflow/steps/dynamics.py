@@ -180,6 +180,7 @@ def md_analyse(
     *,
     config: dict,
     system: str,
+    label: str,
     runs: list[str],
     stability: str,
     msad: str,
@@ -190,7 +191,8 @@ def md_analyse(
     msad_pdf: str,
     base_dir: str = ".",
 ) -> None:
-    """Stability table, free-energy surfaces and MSAD of all ``runs`` of one system."""
+    """Stability table, free-energy surfaces and MSAD of all ``runs`` of one system (named
+    ``label`` in the figures)."""
     a = dynamics_settings(config, system).analysis
     complex_ = load_system(config, system, base_dir)
     loaded = sorted(
@@ -253,19 +255,20 @@ def md_analyse(
         x_label=np.array(x_label),
         y_label=np.array(y_label),
     )
-    plot_fes_grid(surfaces, ranges, table, x_label, y_label, system, fes_png, fes_pdf)
+    plot_fes_grid(surfaces, ranges, table, x_label, y_label, label, fes_png, fes_pdf)
     guest_name = None
     if curves:
         guest_name = (
             f"fragment {guest} ({complex_.atoms[complex_.fragments[guest]].get_chemical_formula()})"
         )
-    plot_msad(curve_table, table, guest_name, system, msad_png, msad_pdf)
+    plot_msad(curve_table, table, guest_name, label, msad_png, msad_pdf)
 
 
 def md_summary(
     *,
     stability: list[str],
     timing: list[str],
+    names: dict[str, str],
     csv: str,
     md: str,
     png: str,
@@ -273,7 +276,7 @@ def md_summary(
     speed: str,
 ) -> None:
     """Stability table over all systems (``csv``, Markdown ``md``, figure); MD ``speed`` per
-    model (CSV) from every run's ``timing``."""
+    model (CSV) from every run's ``timing``; ``names``: the systems' names in the figure."""
     table = pd.concat([pd.read_csv(p, keep_default_na=False) for p in stability])
     table["failure_time_ps"] = pd.to_numeric(table["failure_time_ps"], errors="coerce")
     timings = pd.concat([pd.read_csv(p) for p in timing])
@@ -286,7 +289,7 @@ def md_summary(
         with atomic_path(path) as tmp:
             t.to_csv(tmp, index=False, float_format="%.6g")
     write_text_atomic(md, stability_markdown(table))
-    plot_stability(table, png, pdf)
+    plot_stability(table, names, png, pdf)
 
 
 def stability_markdown(table: pd.DataFrame) -> str:

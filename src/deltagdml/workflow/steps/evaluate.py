@@ -169,12 +169,14 @@ def summarise(
     fragments: list[str],
     timings: list[str],
     presets: dict[str, str | None],
+    names: dict[str, str],
     out: dict[str, str],
 ) -> None:
     """Tables and figures over all systems (the paper's Table S1, Fig. 6 and Fig. 7) from
     every system's ``metrics``, ``fragments`` errors and training ``timings``; ``out`` holds
     the rule's outputs by name. Systems built on a ``presets`` entry the paper studied are
-    also set beside the paper's numbers (``out["paper"]``, and the summary).
+    also set beside the paper's numbers (``out["paper"]``, and the summary). ``names``: the
+    systems' names in the figures.
 
     ``out["training_times"]`` collects wall times (σ search per model), the one output
     that differs between otherwise identical runs.
@@ -205,8 +207,8 @@ def summarise(
     for key, table in tables:
         with atomic_path(out[key]) as tmp:
             table.to_csv(tmp, index=False, float_format="%.6g")
-    plot_error_comparison(all_metrics, out["fig6_png"], out["fig6_pdf"])
-    plot_fragment_errors(all_fragments, out["fig7_png"], out["fig7_pdf"])
+    plot_error_comparison(all_metrics, names, out["fig6_png"], out["fig6_pdf"])
+    plot_fragment_errors(all_fragments, names, out["fig7_png"], out["fig7_pdf"])
     lines = [
         "# Δ-sGDML vs full sGDML: test-set errors",
         "",
