@@ -372,6 +372,44 @@ def test_steps_write_csv_and_figures(tmp_path, monkeypatch):
         assert any(label in t for t in drawn) and not any("water_benzene" in t for t in drawn)
 
 
+def test_summary_figures_name_the_systems_by_their_labels(tmp_path, monkeypatch):
+    """Figs. 6 and 7, the learning curves and the MD stability table write each system's
+    label, not its key."""
+    from deltagdml.analysis import plotting
+    from deltagdml.dynamics import figures as md_figures
+
+    texts = []
+
+    def recording_save(fig, png, pdf):
+        texts.append({t.get_text() for t in fig.findobj(Text)})
+
+    monkeypatch.setattr(plotting, "save_figure", recording_save)
+    monkeypatch.setattr(md_figures, "save_figure", recording_save)
+    names = {"ab_dimer": "A–B dimer", "na_ring": "Na⁺–ring"}
+    models = pd.DataFrame({"model": ["full", "delta"]})
+    metrics = pd.concat([models.assign(system=s) for s in names], ignore_index=True)
+    metrics = metrics.assign(e_mae_kcal_mol=[1.0, 0.5] * 2, f_mae_kcal_mol_A=[2.0, 1.0] * 2)
+    fragments = pd.concat(
+        [metrics.assign(fragment=k, formula=f) for k, f in enumerate(("CH4", "C6H6"))]
+    )
+    stability = metrics.assign(
+        temperature_K=100.0, status="stable", simulated_ps=1.0, failure_time_ps=np.nan, reason=""
+    )
+    out = str(tmp_path / "f.png"), str(tmp_path / "f.pdf")
+    plotting.plot_error_comparison(metrics, names, *out)
+    plotting.plot_fragment_errors(fragments, names, *out)
+    md_figures.plot_stability(stability, names, *out)
+    curves = pd.concat([metrics.assign(n_train=n) for n in (25, 50, 100)], ignore_index=True)
+    curves[["e_mae_kcal_mol", "f_mae_kcal_mol_A"]] /= np.sqrt(curves[["n_train"]].to_numpy())
+    monkeypatch.setattr(figures, "save_figure", recording_save)
+    figures.plot_learning_curves(curves, lc.slopes(curves), names, *out)
+    for drawn in texts:
+        shown = " ".join(drawn)
+        assert all(label in shown for label in names.values()), shown
+        assert not any(key in shown for key in names), shown
+    assert len(texts) == 4
+
+
 def test_plotting_leaves_matplotlib_global_state_alone(tmp_path):
     """Importing the figure modules, or drawing a figure, changes no global rcParams; the
     figures are drawn in the package's style all the same."""

@@ -114,8 +114,10 @@ def plot_fragment_errors(
         for i, model in enumerate(("full", "delta")):
             vals = sub[sub["model"] == model].set_index("fragment").reindex(frags)[F_MAE]
             ax.bar(x + (i - 0.5) * 0.38, vals, 0.38, color=COLORS[model], label=LABELS[model])
-        names = sub.drop_duplicates("fragment").set_index("fragment").reindex(frags)["formula"]
-        ax.set_xticks(x, [f"{k}: {subscript_digits(n)}" for k, n in zip(frags, names, strict=True)])
+        formulas = sub.drop_duplicates("fragment").set_index("fragment").reindex(frags)["formula"]
+        ax.set_xticks(
+            x, [f"{k}: {subscript_digits(f)}" for k, f in zip(frags, formulas, strict=True)]
+        )
         ax.set_title(names[system], fontsize=9)
     axes[0][0].set_ylabel("force MAE (kcal/mol/Å)")
     handles, labels = axes[0][0].get_legend_handles_labels()
