@@ -79,7 +79,7 @@ def check_part(config: dict, root: Path, system: str, part: str, subset: int) ->
     verdict = "same" if agree else "DIFFERENT"
     if not agree and {chosen, other} <= set(full.index):
         worse = 100 * (max(full[chosen], full[other]) / min(full[chosen], full[other]) - 1)
-        verdict += f", validation force RMSE on all {train.n_geometries} differs by {worse:.1f} %"
+        verdict += f", validation force RMSE on all {train.n_geometries} differs by {worse:.2g} %"
     print(f"run σ = {chosen:g}, check σ = {other:g}: {verdict}")
     return agree
 
