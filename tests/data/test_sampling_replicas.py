@@ -64,7 +64,6 @@ def run_sampling(config: dict, out: Path) -> dict[str, Path]:
     steps.select_frames(
         config=config,
         system="water_benzene",
-        label="water–benzene",
         replicas=[str(paths["replica_0"]), str(paths["replica_1"])],
         trajectory=str(paths["npz"]),
         table=str(paths["csv"]),

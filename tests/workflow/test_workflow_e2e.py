@@ -1,5 +1,6 @@
 """End-to-end run of the Snakemake workflow on a tiny config, checking what it produced."""
 
+import copy
 import shutil
 import subprocess
 import sys
@@ -134,6 +135,32 @@ def test_rerun_is_a_no_op_and_report_builds(tiny_run):
     rep = snakemake("--configfile", "config.yaml", "--report", "report.html", cwd=work)
     assert rep.returncode == 0, rep.stderr[-2000:]
     assert (work / "report.html").stat().st_size > 100_000
+
+
+def test_renaming_a_system_reruns_only_figures(tiny_run):
+    """A new ``label`` changes the params of the figure rules alone: no sampling, labelling
+    or training is planned again."""
+    results, config, _ = tiny_run
+    work = results.parent
+    renamed = copy.deepcopy(config)
+    renamed["systems"]["na_benzene"]["label"] = "sodium cation on benzene"
+    (work / "renamed.yaml").write_text(yaml.safe_dump(renamed))
+    dry = snakemake("-n", "--cores", "2", "--configfile", "renamed.yaml", cwd=work)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    stats = dry.stdout.split("Job stats:")[1].split("total")[0].splitlines()
+    planned = {line.split()[0] for line in stats[3:] if line.strip()}
+    figures = {
+        "all",
+        "analysis_binding_stats",
+        "analysis_coulomb_matrix",
+        "analysis_descriptor_variance",
+        "analysis_force_decomposition",
+        "analysis_learning_curves",
+        "md_analyse",
+        "md_summary",
+        "summarise",
+    }
+    assert {"summarise", "analysis_coulomb_matrix", "md_analyse"} <= planned <= figures, planned
 
 
 def test_lint_is_clean():

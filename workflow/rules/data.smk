@@ -46,7 +46,6 @@ rule select_frames:
         ENV
     params:
         config=params_for("seed", "reference", "sampling", "dynamics"),
-        label=system_label,
     script:
         "../scripts/select_frames.py"
 

@@ -7,7 +7,6 @@ setup_logging(snakemake.log[0])
 select_frames(
     config=snakemake.params.config,
     system=snakemake.wildcards.system,
-    label=snakemake.params.label,
     replicas=list(snakemake.input.replicas),
     trajectory=snakemake.output.trajectory,
     table=snakemake.output.table,

@@ -115,7 +115,6 @@ def select_frames(
     *,
     config: dict,
     system: str,
-    label: str,
     replicas: list[str],
     trajectory: str,
     table: str,
@@ -126,8 +125,7 @@ def select_frames(
     """Choose the frames to label among all ``replicas``' frames (``sampling.selection``).
 
     Writes the labelled frames with their replica, temperature, time and collective
-    variables (``trajectory``, ``table``) and a figure of the CV coverage, titled with the
-    system's ``label``.
+    variables (``trajectory``, ``table``) and a figure of the CV coverage.
     """
     complex_ = load_system(config, system, base_dir)
     s = sampling_settings(config, system)
@@ -163,7 +161,7 @@ def select_frames(
     )
     with atomic_path(table) as tmp:
         frame_table.to_csv(tmp, index=False, float_format="%.6g")
-    title = f"{label}: sampled with {sampler}, labelled with {reference}"
+    title = f"{system}: sampled with {sampler}, labelled with {reference}"
     plot_sampling_coverage(pool["cv"], idx, pool["temperature_K"], labels, title, png, pdf)
     for k, label in enumerate(out["cv_names"]):
         log.info(
