@@ -13,11 +13,11 @@ from deltagdml.gdml.model import GDMLModel
 from deltagdml.gdml.selection import select_sigma
 from deltagdml.gdml.solvers.cg import Checkpoint, conjugate_gradient
 from deltagdml.gdml.solvers.choice import choose_solver, estimate_memory, training_mem_mb
+from deltagdml.gdml.solvers.cholesky import cholesky_jittered
 from deltagdml.gdml.solvers.nystrom import (
     IterativeOptions,
     KernelOperator,
     NystromPreconditioner,
-    _cholesky_jittered,
     fingerprint,
     inducing_geometries,
 )
@@ -95,7 +95,7 @@ def test_jittered_cholesky_retries_within_one_copy_of_the_matrix():
     w[0] = -1e-9  # rounding below zero: jitters of 1e-12 … 1e-10 × the mean diagonal fail
     A = np.ascontiguousarray((Q * w) @ Q.T)
     tracemalloc.start()
-    L = np.tril(_cholesky_jittered(A.copy()))
+    L = np.tril(cholesky_jittered(A.copy(), "A"))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     eps = np.mean(np.diag(A)) * 1e-9

@@ -107,7 +107,7 @@ class DeltaModel:
         R = np.asarray(R, dtype=float)
         if R.ndim == 2:
             R = R[None]
-        parts = {}
+        parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for k, f in enumerate(self.fragments):
             if f.model is None:
                 parts[f"fragment_{k}"] = (
@@ -119,8 +119,11 @@ class DeltaModel:
         parts["binding"] = self.binding.predict(R)
         return parts
 
-    def predict(self, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Energies (Q,) and forces (Q, N, 3) of the complex."""
+    def predict(
+        self, R: np.ndarray, return_std: bool = False
+    ) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Energies (Q,) and forces (Q, N, 3) of the complex; with ``return_std`` also the
+        uncertainty (Q,), the parts' combined as independent errors: √(Σ_k std_k²)."""
         parts = self.predict_parts(R)
         E, F = parts["binding"]
         E, F = E.copy(), F.copy()
@@ -128,7 +131,49 @@ class DeltaModel:
             E_k, F_k = parts[f"fragment_{k}"]
             E += E_k
             F[:, f.atoms] += F_k
-        return E, F
+        if not return_std:
+            return E, F
+        return E, F, self.predict_std(R)
+
+    def predict_std(self, R: np.ndarray) -> np.ndarray:
+        """Uncertainty (Q,) of the composite: √(Σ_k std_k²) over the learned parts."""
+        stds = self.predict_std_parts(R)
+        return np.sqrt(sum(s**2 for s in stds.values()))
+
+    def predict_std_parts(self, R: np.ndarray) -> dict[str, np.ndarray]:
+        """Uncertainty (Q,) of each learned part (a constant fragment has none)."""
+        R = np.asarray(R, dtype=float)
+        if R.ndim == 2:
+            R = R[None]
+        out = {f"fragment_{k}": f.model.predict_std(R[:, f.atoms]) for k, f in self._learned()}
+        return out | {"binding": self.binding.predict_std(R)}
+
+    def _learned(self) -> list[tuple[int, FragmentTerm]]:
+        return [(k, f) for k, f in enumerate(self.fragments) if f.model is not None]
+
+
+def uncertainty_by_part(model: GDMLModel | DeltaModel, R: np.ndarray) -> dict[str, np.ndarray]:
+    """Uncertainty (Q,) of each part of ``model``: ``{"model": ...}`` for a single model."""
+    if isinstance(model, DeltaModel):
+        return model.predict_std_parts(R)
+    return {"model": model.predict_std(R)}
+
+
+def thresholds_by_part(model: GDMLModel | DeltaModel) -> dict[str, float | None]:
+    """The calibrated uncertainty threshold of each part (None: not calibrated), keyed as
+    :func:`uncertainty_by_part`."""
+    if isinstance(model, DeltaModel):
+        return {part: m.uncertainty_threshold_ for part, m in model.parts().items()}
+    return {"model": model.uncertainty_threshold_}
+
+
+def threshold_ratio(stds: dict[str, np.ndarray], thresholds: dict[str, float | None]) -> np.ndarray:
+    """max_k std_k / threshold_k per geometry: above 1, a part has left its data. NaN where
+    no part has a threshold."""
+    ratios = [stds[k] / t for k, t in thresholds.items() if t is not None and t > 0]
+    if not ratios:
+        return np.full(len(next(iter(stds.values()))), np.nan)
+    return np.max(ratios, axis=0)
 
 
 def read_constant_energies(binding_dataset: str | os.PathLike) -> dict[int, float]:

@@ -12,13 +12,20 @@ from collections.abc import Callable
 import numpy as np
 
 from deltagdml.errors import DatasetError, ModelError
-from deltagdml.gdml.descriptor import dense_jacobian, descriptor_and_jacobian
+from deltagdml.gdml.descriptor import dense_jacobian, descriptor, descriptor_and_jacobian
 from deltagdml.gdml.expansion import KernelExpansion
 from deltagdml.gdml.kernel import assemble_kernel
 from deltagdml.gdml.solvers.choice import choose_solver, max_inducing
 from deltagdml.gdml.solvers.cholesky import solve_cholesky
 from deltagdml.gdml.solvers.nystrom import IterativeOptions, solve_iterative
 from deltagdml.gdml.symmetry import descriptor_permutation, find_permutations, validate_permutations
+from deltagdml.gdml.uncertainty import (
+    DEFAULT_MAX_SIZE,
+    METHODS,
+    Estimator,
+    calibrated_threshold,
+    make_estimator,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +114,11 @@ class GDMLModel:
         a σ grid) instead of fresh memory each time; used when large enough.
     init_alpha : starting coefficients of the iterative solver (e.g. the solution at a
         neighbouring σ); the analytic solver ignores them.
+    uncertainty : the estimator of ``predict(R, return_std=True)``, one of
+        :data:`deltagdml.gdml.uncertainty.METHODS` ("gp": GP posterior energy std, kcal/mol;
+        "nearest": distance to the nearest training geometry, in σ).
+    uncertainty_max_size : largest order of the "gp" estimator's system (its inducing
+        geometries are capped to fit).
 
     Fitted attributes end in ``_``; :meth:`from_arrays` builds a fitted model from stored
     arrays (a model file).
@@ -123,6 +135,8 @@ class GDMLModel:
         iterative: IterativeOptions | None = None,
         kernel_buffer: np.ndarray | None = None,
         init_alpha: np.ndarray | None = None,
+        uncertainty: str = "gp",
+        uncertainty_max_size: int = DEFAULT_MAX_SIZE,
     ) -> None:
         self.sigma = sigma
         self.lam = lam
@@ -133,12 +147,16 @@ class GDMLModel:
         self.iterative = iterative
         self.kernel_buffer = kernel_buffer
         self.init_alpha = init_alpha
+        self.uncertainty = uncertainty
+        self.uncertainty_max_size = uncertainty_max_size
 
     def _check_params(self) -> None:
         if not np.isfinite(self.sigma) or self.sigma <= 0:
             raise ModelError(f"sigma must be a positive number, got {self.sigma}")
         if not np.isfinite(self.lam) or self.lam < 0:
             raise ModelError(f"lam must be non-negative, got {self.lam}")
+        if self.uncertainty not in METHODS:
+            raise ModelError(f"uncertainty must be one of {METHODS}, got {self.uncertainty!r}")
 
     @classmethod
     def from_arrays(
@@ -156,13 +174,17 @@ class GDMLModel:
         c: float,
         use_E: bool,
         solver: str = "analytic",
+        uncertainty: str = "gp",
+        uncertainty_threshold: float | None = None,
     ) -> GDMLModel:
         """A fitted model from its arrays (descriptors ``X_train`` of the training
-        geometries, their expansion coefficients ``V``, force coefficients ``alpha`` or None).
+        geometries, their expansion coefficients ``V``, force coefficients ``alpha`` or None,
+        the calibrated ``uncertainty_threshold`` or None).
         """
-        model = cls(sigma=sigma, lam=lam, perms=perms)
+        model = cls(sigma=sigma, lam=lam, perms=perms, uncertainty=uncertainty)
         model._check_params()
         model._set_fitted(z, perms, tril_perms, X_train, alpha, V, std, c, use_E)
+        model.uncertainty_threshold_ = uncertainty_threshold
         model.solver_ = solver
         model.solver_info_ = {}
         model.timings_ = {}
@@ -190,6 +212,8 @@ class GDMLModel:
         self.std_ = float(std)
         self.c_ = float(c)
         self.use_E_ = bool(use_E)
+        self.uncertainty_threshold_: float | None = None
+        self._estimator: Estimator | None = None
         self._build_expansion()
 
     # -- training -----------------------------------------------------------------
@@ -319,8 +343,7 @@ class GDMLModel:
         self.check_fitted()
         check_same_atoms(self.z_, z, source)
 
-    def predict(self, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Energies (Q,) and forces (Q, N, 3) for geometries R (Q, N, 3) or (N, 3)."""
+    def _checked_geometries(self, R: np.ndarray) -> np.ndarray:
         self.check_fitted()
         R = np.asarray(R, dtype=float)
         if R.ndim == 2:
@@ -331,4 +354,42 @@ class GDMLModel:
             )
         if not np.all(np.isfinite(R)):
             raise DatasetError("geometries contain NaN or inf values")
-        return self.expansion_.predict(R)
+        return R
+
+    def predict(
+        self, R: np.ndarray, return_std: bool = False
+    ) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Energies (Q,) and forces (Q, N, 3) for geometries R (Q, N, 3) or (N, 3); with
+        ``return_std`` also the uncertainty (Q,) of the :attr:`uncertainty` estimator."""
+        R = self._checked_geometries(R)
+        E, F = self.expansion_.predict(R)
+        if not return_std:
+            return E, F
+        return E, F, self.predict_std(R)
+
+    def predict_std(self, R: np.ndarray) -> np.ndarray:
+        """The uncertainty (Q,) of geometries R: GP energy std (kcal/mol) for "gp", distance
+        to the nearest training geometry (σ) for "nearest"; the estimator is built on the
+        first call."""
+        R = self._checked_geometries(R)
+        if self._estimator is None:
+            self._estimator = make_estimator(
+                self.uncertainty,
+                self.X_train_,
+                self.tril_perms_,
+                self.sigma,
+                self.std_,
+                self.lam,
+                self.uncertainty_max_size,
+            )
+        return self._estimator.std(descriptor(R))
+
+    def calibrate_uncertainty(
+        self, R_valid: np.ndarray, quantile: float = 1.0, factor: float = 1.0
+    ) -> float:
+        """Set and return :attr:`uncertainty_threshold_`: ``factor`` × the ``quantile`` of the
+        uncertainty over the validation geometries ``R_valid``."""
+        self.uncertainty_threshold_ = calibrated_threshold(
+            self.predict_std(R_valid), quantile, factor
+        )
+        return self.uncertainty_threshold_

@@ -61,6 +61,11 @@ def model_arrays(
         "n_test": np.array(0),
         "r_unit": np.array(r_unit),
         "e_unit": np.array(e_unit),
+        "uncertainty_method": np.array(model.uncertainty),
+        # NaN: not calibrated
+        "uncertainty_threshold": np.array(
+            np.nan if model.uncertainty_threshold_ is None else model.uncertainty_threshold_
+        ),
     }
 
 
@@ -70,7 +75,15 @@ def save_model(model: GDMLModel, path: str | os.PathLike, **metadata) -> None:
     save_npz_atomic(path, **model_arrays(model, **metadata))
 
 
-OPTIONAL_KEYS = ("std", "lam", "use_E", "alphas_F", "solver_name")
+OPTIONAL_KEYS = (
+    "std",
+    "lam",
+    "use_E",
+    "alphas_F",
+    "solver_name",
+    "uncertainty_method",
+    "uncertainty_threshold",
+)
 
 
 def load_model(path: str | os.PathLike) -> GDMLModel:
@@ -102,6 +115,7 @@ def model_from_arrays(arr: dict[str, np.ndarray], path: str) -> GDMLModel:
     for key in ("sig", "c", "R_desc", "R_d_desc_alpha"):
         if not np.isfinite(arr[key]).all():
             raise ModelError(f"{path}: '{key}' holds NaN or inf")
+    threshold = float(arr.get("uncertainty_threshold", np.nan))
     return GDMLModel.from_arrays(
         z=z,
         perms=perms,
@@ -115,4 +129,6 @@ def model_from_arrays(arr: dict[str, np.ndarray], path: str) -> GDMLModel:
         c=float(arr["c"]),
         use_E=bool(arr.get("use_E", True)),
         solver=str(arr.get("solver_name", "analytic")),
+        uncertainty=str(arr.get("uncertainty_method", "gp")),
+        uncertainty_threshold=threshold if np.isfinite(threshold) else None,
     )

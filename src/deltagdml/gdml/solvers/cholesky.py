@@ -42,6 +42,28 @@ def cholesky_lower(A: np.ndarray, block: int = CHOLESKY_BLOCK) -> np.ndarray:
     return A
 
 
+def cholesky_symmetric(A: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of the symmetric A, overwriting A."""
+    return cholesky_lower(A if A.flags.f_contiguous else A.T)
+
+
+def cholesky_jittered(A: np.ndarray, what: str) -> np.ndarray:
+    """Lower Cholesky factor of A + εI with the smallest ε = 10^k·mean(diag A), k ≥ −12,
+    that works: a force kernel is singular along each geometry's rigid-body motions.
+    Every attempt reuses one copy of A, so a retry needs no third matrix; ``what`` names
+    the matrix in the error."""
+    scale = float(np.mean(np.diag(A)))
+    shifted = np.empty_like(A)
+    for exponent in range(-12, -3):
+        np.copyto(shifted, A)
+        shifted.flat[:: A.shape[0] + 1] += scale * 10.0**exponent
+        try:
+            return cholesky_symmetric(shifted)
+        except np.linalg.LinAlgError:
+            continue
+    raise ModelError(f"{what} is not positive definite")
+
+
 def solve_cholesky(
     K_upper: np.ndarray,
     y: np.ndarray,

@@ -33,7 +33,7 @@ from deltagdml.errors import ModelError
 from deltagdml.gdml.kernel import SQRT5, KernelBlocks
 from deltagdml.gdml.parallel import available_threads
 from deltagdml.gdml.solvers.cg import Checkpoint, conjugate_gradient
-from deltagdml.gdml.solvers.cholesky import cholesky_lower
+from deltagdml.gdml.solvers.cholesky import cholesky_jittered, cholesky_symmetric
 
 log = logging.getLogger(__name__)
 ROW_CHUNK_BYTES = 64 * 2**20  # work arrays of one thread computing block rows
@@ -171,27 +171,6 @@ class KernelOperator:
         return out
 
 
-def _cholesky(A: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of the symmetric A, overwriting A."""
-    return cholesky_lower(A if A.flags.f_contiguous else A.T)
-
-
-def _cholesky_jittered(A: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of A + εI with the smallest ε = 10^k·mean(diag A), k ≥ −12,
-    that works: K_mm is singular along each geometry's rigid-body motions. Every attempt
-    reuses one copy of A, so a retry needs no third matrix."""
-    scale = float(np.mean(np.diag(A)))
-    shifted = np.empty_like(A)
-    for exponent in range(-12, -3):
-        np.copyto(shifted, A)
-        shifted.flat[:: A.shape[0] + 1] += scale * 10.0**exponent
-        try:
-            return _cholesky(shifted)
-        except np.linalg.LinAlgError:
-            continue
-    raise ModelError("Nyström preconditioner: the inducing kernel block is not positive definite")
-
-
 class NystromPreconditioner:
     """Applies (K_nys + D + λI)⁻¹: the Nyström approximation K_nys = K_nm K_mm⁻¹ K_mn of
     m inducing geometries plus D, the block diagonal (3N×3N per geometry) of K − K_nys.
@@ -209,7 +188,7 @@ class NystromPreconditioner:
         if lam <= 0:
             raise ModelError("the iterative solver needs a positive regularisation λ")
         M, n3, _ = diagonal_blocks.shape
-        L = _cholesky_jittered(rows[:, columns])
+        L = cholesky_jittered(rows[:, columns], "Nyström preconditioner: the inducing kernel block")
         Ft = rows.T  # Fortran-ordered (n, k) view: BLAS works on it in place
         dtrsm(1.0, L, Ft, side=1, lower=1, trans_a=1, overwrite_b=1)  # Bᵀ = K_nm L⁻ᵀ
         del L
@@ -222,7 +201,7 @@ class NystromPreconditioner:
             rows[:, i * n3 : (i + 1) * n3] = B_i @ self.S[i]
         G = dsyrk(1.0, Ft, trans=1, lower=1)  # C Cᵀ (lower triangle)
         G.flat[:: G.shape[0] + 1] += 1.0
-        L2 = _cholesky(G)
+        L2 = cholesky_symmetric(G)
         dtrsm(1.0, L2, Ft, side=1, lower=1, trans_a=1, overwrite_b=1)  # Fᵀ = Cᵀ L₂⁻ᵀ
         self.F = rows
 
