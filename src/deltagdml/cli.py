@@ -13,10 +13,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import all_changes
 
 from deltagdml.atomic_io import atomic_path, save_npz_atomic
 from deltagdml.data.calculators import calculator_label, check_calculator_spec, set_single_thread
@@ -302,6 +305,8 @@ def cmd_md(args: argparse.Namespace) -> None:
     from deltagdml.dynamics.run import MDCalculator, run_md
 
     _outputs_ok([args.model, args.start], [args.output])
+    if args.max_uncertainty_ratio is not None and args.max_uncertainty_ratio <= 0:
+        raise CLIError(f"--max-uncertainty-ratio {args.max_uncertainty_ratio}: must be > 0")
     ase_format(args.output)
     model = load_model(args.model)
     start = Atoms(model.z_, positions=_read_geometries(args.start, model.z_)[0])
@@ -316,11 +321,12 @@ def cmd_md(args: argparse.Namespace) -> None:
         args.stride,
         args.friction,
         args.seed,
-        StabilitySettings(),
+        StabilitySettings(max_uncertainty_ratio=args.max_uncertainty_ratio),
         progress=lambda line: print(f"md: {line}", file=sys.stderr, flush=True),
     )
     E, F = model.predict(result.R)
-    write_frames(args.output, model.z_, result.R, E, F)
+    write_frames(args.output, model.z_, result.R, E, F, info=result.frame_info())
+    left = result.left_data_time_ps
     print(
         json.dumps(
             {
@@ -330,6 +336,7 @@ def cmd_md(args: argparse.Namespace) -> None:
                 "steps": result.steps_done,
                 "steps_per_s": round(result.steps_per_s, 1),
                 "frames": len(result.R),
+                "left_data_time_ps": None if np.isnan(left) else left,
                 "trajectory": args.output,
             },
             indent=2,
@@ -338,12 +345,37 @@ def cmd_md(args: argparse.Namespace) -> None:
     )
 
 
+class UncertaintyLog(GDMLCalculator):
+    """:class:`GDMLCalculator` that appends a CSV line to ``log`` every ``stride`` force
+    calls: the call (0, 1, …; one per i-PI MD step), each part's uncertainty (in its
+    estimator's unit, named in the header) and the threshold ratio (NaN: no thresholds)."""
+
+    def __init__(self, model: Model, log: TextIO, stride: int) -> None:
+        from deltagdml.dynamics.run import UncertaintyMonitor
+
+        super().__init__(model)
+        self.watch = UncertaintyMonitor(model, None)
+        self.log, self.stride, self.calls = log, stride, 0
+        units = ",".join(f"uncertainty_{p} ({u})" for p, u in self.watch.units.items())
+        log.write(f"step,{units},uncertainty_ratio\n")
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        if self.calls % self.stride == 0:
+            stds = self.watch.measure(self.atoms.positions)
+            values = [*stds.values(), self.watch.ratio(stds)]
+            self.log.write(f"{self.calls}," + ",".join(f"{v:.6g}" for v in values) + "\n")
+        self.calls += 1
+
+
 def cmd_ipi(args: argparse.Namespace) -> None:
     from ase.calculators.socketio import SocketClient
 
+    if args.uncertainty_stride < 1:
+        raise CLIError(f"--uncertainty-stride {args.uncertainty_stride}: must be ≥ 1")
+    _outputs_ok([args.model, args.start], [args.uncertainty_log])
     model = load_model(args.model)
     atoms = Atoms(model.z_, positions=_read_geometries(args.start, model.z_)[0])
-    atoms.calc = GDMLCalculator(model)
     if args.unix:
         client = SocketClient(unixsocket=args.unix)
     else:
@@ -352,7 +384,18 @@ def cmd_ipi(args: argparse.Namespace) -> None:
             raise CLIError(f"--address {args.address!r}: expected host:port")
         client = SocketClient(host=host, port=int(port))
     log.info("serving %s to the i-PI server", args.model)
-    client.run(atoms)
+    # the log is written line by line as the server runs
+    with (
+        open(args.uncertainty_log, "w", buffering=1)
+        if args.uncertainty_log
+        else nullcontext() as lines
+    ):
+        atoms.calc = (
+            GDMLCalculator(model)
+            if lines is None
+            else UncertaintyLog(model, lines, args.uncertainty_stride)
+        )
+        client.run(atoms)
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
@@ -447,7 +490,20 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--friction", type=float, default=md.friction_per_fs, help="1/fs")
     m.add_argument("--stride", type=int, default=md.stride, help="steps per frame")
     m.add_argument("--seed", type=int, default=0, help="seed of the velocities and noise")
-    m.add_argument("-o", "--output", required=True, help=".traj, .xyz or .extxyz (eV, eV/Å)")
+    m.add_argument(
+        "--max-uncertainty-ratio",
+        type=float,
+        default=StabilitySettings().max_uncertainty_ratio,
+        help="stop when a model part's uncertainty exceeds this multiple of its calibrated "
+        "threshold; None: never (the frames record the uncertainty either way)",
+    )
+    m.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help=".traj, .xyz or .extxyz (eV, eV/Å); each frame's info: time_ps, uncertainty_<part> "
+        "(in uncertainty_unit) and uncertainty_ratio",
+    )
     m.set_defaults(func=cmd_md)
 
     i = sub.add_parser("ipi", help="serve a model as an i-PI client", formatter_class=fmt)
@@ -456,6 +512,14 @@ def build_parser() -> argparse.ArgumentParser:
     where = i.add_mutually_exclusive_group(required=True)
     where.add_argument("--address", help="host:port of the i-PI server")
     where.add_argument("--unix", help="name of the server's UNIX socket")
+    i.add_argument(
+        "--uncertainty-log",
+        help="CSV: each part's uncertainty and the threshold ratio every --uncertainty-stride "
+        "force calls",
+    )
+    i.add_argument(
+        "--uncertainty-stride", type=int, default=md.stride, help="force calls per log line"
+    )
     i.set_defaults(func=cmd_ipi)
 
     x = sub.add_parser(

@@ -137,6 +137,17 @@ def test_run_stops_cleanly_on_nan_and_records_it(tmp_path):
     run = load_run(tmp_path / "run.npz")
     assert run["reason"] == res.reason and run["steps_done"] == 15 and run["n_steps"] == 1000
     assert run["model"] == "full" and run["start_index"] == 7
+    # another ASE calculator has no model: no uncertainty, and the run file says so
+    assert res.uncertainty == {} and np.isnan(res.uncertainty_ratio).all()
+    assert run["uncertainty"] == {} and np.isnan(run["left_data_time_ps"])
+    assert run["uncertainty_ratio"].shape == (4,) and run["uncertainty_unit"] == ""
+    # a run file written before uncertainties were recorded still loads
+    with np.load(tmp_path / "run.npz") as f:
+        old = {k: f[k] for k in f.files if not k.startswith(("uncertainty", "left_data"))}
+    np.savez(tmp_path / "old.npz", **old)
+    run = load_run(tmp_path / "old.npz")
+    assert run["uncertainty"] == {} and np.isnan(run["uncertainty_ratio"]).all()
+    assert np.isnan(run["left_data_time_ps"]) and run["uncertainty_unit"] == ""
 
 
 # --- collective variables ---------------------------------------------------------------
@@ -264,8 +275,7 @@ def test_settings_defaults_presets_and_overrides():
 # --- a real run with small trained models ----------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def methane_dimer_models():
+def train_dimer_models() -> tuple[Atoms, list[np.ndarray], dict]:
     """Full and Δ models of a Morse 'methane dimer', trained on 40 perturbed geometries."""
     a, b = molecule("CH4"), molecule("CH4")
     b.translate([0.0, 0.0, 3.6])
@@ -287,6 +297,12 @@ def methane_dimer_models():
         R, atoms.numbers, Fb, E - parts[0][0] - parts[1][0]
     )
     return atoms, frags, {"full": full, "delta": DeltaModel(atoms.numbers, terms, binding)}
+
+
+@pytest.fixture(scope="module")
+def methane_dimer_models():
+    """:func:`train_dimer_models`, without uncertainty thresholds."""
+    return train_dimer_models()
 
 
 def test_trained_models_run_stably_and_deterministically(methane_dimer_models, tmp_path):
@@ -311,31 +327,124 @@ def test_trained_models_run_stably_and_deterministically(methane_dimer_models, t
     assert np.abs(f_full - f_delta).max() < 2.0
 
 
-def test_analyse_and_summarise_write_tables_and_figures(
-    methane_dimer_models, tmp_path, monkeypatch
+@pytest.fixture(scope="module")
+def calibrated_models():
+    """:func:`train_dimer_models` with uncertainty thresholds: 1.5 × the largest GP energy
+    std over 20 validation geometries like the training ones."""
+    atoms, frags, models = train_dimer_models()
+    rng = np.random.default_rng(1)
+    R_valid = atoms.positions[None] + rng.normal(size=(20, 10, 3)) * 0.06
+    models["full"].calibrate_uncertainty(R_valid, factor=1.5)
+    for term in models["delta"].fragments:
+        term.model.calibrate_uncertainty(R_valid[:, term.atoms], factor=1.5)
+    models["delta"].binding.calibrate_uncertainty(R_valid, factor=1.5)
+    return atoms, frags, models
+
+
+def test_a_run_that_leaves_its_data_stops_and_names_the_part(calibrated_models, tmp_path):
+    """At 1000 K the dimer leaves the 0.06 Å cloud it was trained on within a few frames; with
+    ``max_uncertainty_ratio=1`` the run stops there and names the part furthest above its
+    threshold. At 10 K, same models and seed, it stays in its data and runs to the end."""
+    atoms, frags, models = calibrated_models
+    limit = StabilitySettings(max_uncertainty_ratio=1.0)
+    parts = {"full": {"model"}, "delta": {"fragment_0", "fragment_1", "binding"}}
+    for label, model in models.items():
+        cold = run_md(atoms, MDCalculator(model), frags, 10.0, 0.5, 100, 10, 0.01, 3, limit)
+        assert cold.stable and cold.steps_done == 100 and np.isnan(cold.left_data_time_ps)
+        assert set(cold.uncertainty) == parts[label] and cold.uncertainty_unit == "kcal/mol"
+        assert (cold.uncertainty_ratio < 1).all() and cold.uncertainty_ratio.shape == (11,)
+        for part, std in cold.uncertainty.items():
+            assert std.shape == (11,) and (std > 0).all(), part
+        hot = run_md(atoms, MDCalculator(model), frags, 1000.0, 0.5, 100, 10, 0.01, 3, limit)
+        assert hot.reason.startswith("uncertainty: ") and hot.reason.endswith("(limit 1×)")
+        thresholds = {
+            p: m.uncertainty_threshold_
+            for p, m in (model.parts() if label == "delta" else {"model": model}).items()
+        }
+        ratios = {p: hot.uncertainty[p][-1] / t for p, t in thresholds.items()}
+        worst = max(ratios, key=ratios.get)
+        assert hot.reason.startswith(f"uncertainty: {worst} at {ratios[worst]:.2f}×")
+        assert ratios[worst] > 1 and hot.uncertainty_ratio[-1] == pytest.approx(ratios[worst])
+        assert (hot.uncertainty_ratio[:-1] <= 1).all()  # stopped at the first frame above
+        assert hot.failure_time_ps == hot.left_data_time_ps == hot.time_ps[-1] > 0
+        assert hot.steps_done < 100
+        # without the limit the same run goes on, and records when it left its data
+        free = run_md(
+            atoms, MDCalculator(model), frags, 1000.0, 0.5, 100, 10, 0.01, 3, StabilitySettings()
+        )
+        assert free.steps_done > hot.steps_done and not (free.reason or "").startswith("unc")
+        assert free.left_data_time_ps == hot.left_data_time_ps
+        np.testing.assert_allclose(free.uncertainty_ratio[: len(hot.R)], hot.uncertainty_ratio)
+    save_run(hot, tmp_path / "run.npz", "delta", 1000.0, 100, 0)
+    run = load_run(tmp_path / "run.npz")
+    assert set(run["uncertainty"]) == parts["delta"] and run["uncertainty_unit"] == "kcal/mol"
+    for part, std in hot.uncertainty.items():
+        np.testing.assert_array_equal(run["uncertainty"][part], std)
+    np.testing.assert_array_equal(run["uncertainty_ratio"], hot.uncertainty_ratio)
+    assert run["left_data_time_ps"] == hot.left_data_time_ps
+    # the recorded values are the models' own at the saved frames
+    np.testing.assert_allclose(
+        run["uncertainty"]["binding"], models["delta"].binding.predict_std(hot.R), rtol=1e-5
+    )
+
+
+def test_without_thresholds_the_uncertainty_is_recorded_but_never_stops_a_run(
+    methane_dimer_models,
 ):
+    """Models without calibrated thresholds (files written before them): values recorded,
+    ratio NaN, and ``max_uncertainty_ratio`` never stops the run."""
     atoms, frags, models = methane_dimer_models
+    limit = StabilitySettings(max_uncertainty_ratio=1.0)
+    res = run_md(atoms, MDCalculator(models["delta"]), frags, 1000.0, 0.5, 60, 10, 0.01, 3, limit)
+    assert not (res.reason or "").startswith("uncertainty")
+    assert set(res.uncertainty) == {"fragment_0", "fragment_1", "binding"}
+    assert all(np.isfinite(std).all() and (std > 0).all() for std in res.uncertainty.values())
+    assert np.isnan(res.uncertainty_ratio).all() and np.isnan(res.left_data_time_ps)
+
+
+def test_analyse_and_summarise_write_tables_and_figures(
+    methane_dimer_models, calibrated_models, tmp_path, monkeypatch
+):
+    """Four runs: the full model without thresholds (10 K; a NaN at 50 K), the calibrated Δ
+    model at 10 K (in its data) and at 1000 K (leaves it, then breaks a bond)."""
+    atoms, frags, models = methane_dimer_models
+    delta = calibrated_models[2]["delta"]
     monkeypatch.chdir(tmp_path)
     ase.io.write("dimer.xyz", atoms)
     config = {
         "systems": {"dimer": {"structure": "dimer.xyz", "fragments": [f.tolist() for f in frags]}},
         "dynamics": {"analysis": {"equilibration_ps": 0.0, "fes_bins": 8}},
     }
+    calcs = {
+        ("full", 10.0): GDMLCalculator(models["full"]),
+        ("full", 50.0): Push(0.0, nan_at=20),
+        ("delta", 10.0): GDMLCalculator(delta),
+        ("delta", 1000.0): GDMLCalculator(delta),
+    }
     paths = []
-    for label, model in models.items():
-        for T in (10.0, 50.0):
-            calc = Push(0.0, nan_at=20) if (label, T) == ("full", 50.0) else GDMLCalculator(model)
-            res = run_md(atoms, calc, frags, T, 0.5, 80, 4, 0.01, 0, StabilitySettings())
-            paths.append(f"{label}_{T:g}K.npz")
-            save_run(res, paths[-1], label, T, 80, 0)
+    for (label, T), calc in calcs.items():
+        res = run_md(atoms, calc, frags, T, 0.5, 80, 4, 0.01, 0, StabilitySettings())
+        paths.append(f"{label}_{T:g}K.npz")
+        save_run(res, paths[-1], label, T, 80, 0)
+    hot = load_run("delta_1000K.npz")
+    left = hot["left_data_time_ps"]
+    assert hot["reason"].startswith("bond stretch") and 0 < left < hot["failure_time_ps"]
     out = {k: f"{k}.{ext}" for k, ext in (("stability", "csv"), ("msad", "csv"), ("fes", "npz"))}
-    out.update({f"{k}_{e}": f"{k}.{e}" for k in ("fes", "msad") for e in ("png", "pdf")})
+    out.update(
+        {f"{k}_{e}": f"{k}.{e}" for k in ("fes", "msad", "uncertainty") for e in ("png", "pdf")}
+    )
     md_analyse(config=config, system="dimer", label="dimer", runs=paths, **out)
     table = pd.read_csv("stability.csv", keep_default_na=False)
     assert len(table) == 4
     bad = table[table["status"] == "unstable"]
-    assert bad[["model", "temperature_K"]].values.tolist() == [["full", 50.0]]
+    assert bad[["model", "temperature_K"]].values.tolist() == [["full", 50.0], ["delta", 1000.0]]
     assert float(bad["failure_time_ps"].iloc[0]) == pytest.approx(0.01)  # step 20
+    data = table.set_index(["model", "temperature_K"])
+    assert float(data.loc[("delta", 1000.0), "left_data_time_ps"]) == pytest.approx(left)
+    assert float(data.loc[("delta", 1000.0), "max_uncertainty_ratio"]) > 1
+    assert data.loc[("delta", 10.0), "left_data_time_ps"] == ""  # never left: NaN
+    assert 0 < float(data.loc[("delta", 10.0), "max_uncertainty_ratio"]) < 1
+    assert (data.loc["full", ["left_data_time_ps", "max_uncertainty_ratio"]] == "").all(axis=None)
     curves = pd.read_csv("msad.csv")
     assert set(curves["model"]) == {"full", "delta"} and (curves["msad_rad2"] >= 0).all()
     fes = np.load("fes.npz")
@@ -346,6 +455,10 @@ def test_analyse_and_summarise_write_tables_and_figures(
     md_summary(stability=["stability.csv"], timing=["t.csv"], names={"dimer": "AB"}, **summary)
     md = Path("sum.md").read_text()
     assert "| dimer | full | stable" in md and "**0.010 ps**: NaN" in md
+    failed = f"**{hot['failure_time_ps']:.3f} ps**: {hot['reason']}; left data at {left:.2f} ps |"
+    assert failed in md and md.count("left data at") == 1
+    summed = pd.read_csv("sum.csv").set_index(["model", "temperature_K"])
+    assert summed.loc[("delta", 1000.0), "left_data_time_ps"] == pytest.approx(left)
     speed = pd.read_csv("speed.csv").set_index("model")["steps_per_s"]
     assert speed.to_dict() == {"full": 200, "delta": 50}  # medians over temperatures
     for path in [*out.values(), *summary.values()]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import ase.io
 import numpy as np
+import pandas as pd
 import pytest
 from ase import Atoms, units
 from ase.calculators.socketio import SocketIOCalculator
@@ -61,6 +62,22 @@ def files(tmp_path_factory):
     )  # fmt: skip
     assert rc == 0
     return paths
+
+
+@pytest.fixture(scope="module")
+def calibrated(files, tmp_path_factory):
+    """The Δ model of ``files`` with uncertainty thresholds: 1.5 × each part's largest GP
+    energy std over 20 geometries like the training ones."""
+    from deltagdml.gdml.delta_io import TrainingRecord, save_delta_model
+
+    delta = load_delta_model(files["delta"])
+    R, _ = water_dimer(20, seed=5)
+    for term in delta.fragments:
+        term.model.calibrate_uncertainty(R[:, term.atoms], factor=1.5)
+    delta.binding.calibrate_uncertainty(R, factor=1.5)
+    path = tmp_path_factory.mktemp("calibrated") / "delta.npz"
+    save_delta_model(delta, path, record=TrainingRecord(**delta.manifest_["training_data"]))
+    return path
 
 
 def test_loader_returns_both_kinds_with_one_predict(files):
@@ -178,6 +195,52 @@ def test_cli_predict_and_md_write_files_ase_reads(files, tmp_path, capsys):
     assert len(run) == report["frames"] and np.isfinite(run[0].get_forces()).all()
     E_run, _ = load_model(files["delta"]).predict(np.array([a.positions for a in run]))
     assert [a.get_potential_energy() for a in run] == pytest.approx(E_run * ev, rel=1e-8)
+    # the trajectory keeps each frame's uncertainty; this model has no thresholds
+    assert run[-1].info["time_ps"] == pytest.approx(report["simulated_ps"])
+    assert run[0].info["uncertainty_binding"] > 0 and np.isnan(run[0].info["uncertainty_ratio"])
+    assert report["left_data_time_ps"] is None
+
+
+def test_cli_md_records_the_uncertainty_and_stops_where_the_model_leaves_its_data(
+    calibrated, tmp_path, capsys
+):
+    """The frames' info holds each part's uncertainty (the model's own at that frame) and the
+    threshold ratio; ``--max-uncertainty-ratio`` stops a hot run (2000 K) at the first frame
+    above, and not a cold one (1 K; 30 training geometries leave soft directions that a
+    10 K run drifts along out of the data within 0.1 ps)."""
+    ase.io.write(tmp_path / "start.xyz", Atoms(Z, positions=R_REF))
+    model = load_model(calibrated)
+    args = ["md", str(calibrated), str(tmp_path / "start.xyz"), "--steps", "200", "--stride", "10"]
+    out = tmp_path / "cold.extxyz"
+    assert cli([*args, "--temperature", "1", "-o", str(out), "--max-uncertainty-ratio", "1"]) == 0
+    cold = json.loads(capsys.readouterr().out)
+    assert cold["status"] == "stable" and cold["left_data_time_ps"] is None
+    frames = ase.io.read(out, ":")
+    R = np.array([a.positions for a in frames])
+    stds = model.predict_std_parts(R)
+    thresholds = {p: m.uncertainty_threshold_ for p, m in model.parts().items()}
+    for part, std in stds.items():
+        recorded = [a.info[f"uncertainty_{part}"] for a in frames]
+        # the fragments' GP stds (~3e-5 kcal/mol) carry ~2e-8 of rounding
+        np.testing.assert_allclose(recorded, std, rtol=1e-4, atol=5e-8)
+    ratio = [a.info["uncertainty_ratio"] for a in frames]
+    np.testing.assert_allclose(
+        ratio, np.max([stds[p] / t for p, t in thresholds.items()], 0), rtol=1e-4, atol=5e-3
+    )
+    assert max(ratio) < 1 and frames[0].info["uncertainty_unit"] == "kcal/mol"
+
+    hot = tmp_path / "hot.extxyz"
+    assert (
+        cli([*args, "--temperature", "2000", "-o", str(hot), "--max-uncertainty-ratio", "1"]) == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "unstable" and report["reason"].startswith("uncertainty: ")
+    frames = ase.io.read(hot, ":")
+    last = frames[-1].info
+    part = max(thresholds, key=lambda p: last[f"uncertainty_{p}"] / thresholds[p])
+    assert report["reason"].startswith(f"uncertainty: {part} at {last['uncertainty_ratio']:.2f}×")
+    assert last["time_ps"] > 0 and report["left_data_time_ps"] == pytest.approx(last["time_ps"])
+    assert all(a.info["uncertainty_ratio"] <= 1 for a in frames[:-1])
 
 
 def test_ipi_client_gives_the_calculators_forces(files, tmp_path):
@@ -199,6 +262,45 @@ def test_ipi_client_gives_the_calculators_forces(files, tmp_path):
     direct.calc = GDMLCalculator(load_model(files["delta"]))
     np.testing.assert_allclose(F_socket, direct.get_forces(), atol=1e-10)
     assert E_socket == pytest.approx(direct.get_potential_energy(), abs=1e-10)
+
+
+def test_ipi_client_logs_the_uncertainty_every_stride_calls(calibrated, tmp_path):
+    """Five force calls with ``--uncertainty-stride 2``: lines for calls 0, 2 and 4, each
+    part's uncertainty at that geometry (kcal/mol, as the header says) and the ratio."""
+    ase.io.write(tmp_path / "start.xyz", Atoms(Z, positions=R_REF))
+    socket = f"deltagdml_log_{tmp_path.name}"
+    log = tmp_path / "uncertainty.csv"
+    cmd = [sys.executable, "-m", "deltagdml.cli", "ipi", str(calibrated)]
+    cmd += [str(tmp_path / "start.xyz"), "--unix", socket]
+    cmd += ["--uncertainty-log", str(log), "--uncertainty-stride", "2"]
+
+    def launch(*_args, **_kwargs):
+        return subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+
+    atoms = Atoms(Z, positions=R_REF)
+    R = []
+    with SocketIOCalculator(unixsocket=socket, launch_client=launch) as server:
+        atoms.calc = server
+        for k in range(5):
+            atoms.positions[0, 2] += 0.05 * k
+            atoms.get_forces()
+            R.append(atoms.positions.copy())
+    model = load_model(calibrated)
+    table = pd.read_csv(log)
+    parts = ["fragment_0", "fragment_1", "binding"]
+    assert list(table.columns) == [
+        "step",
+        *(f"uncertainty_{p} (kcal/mol)" for p in parts),
+        "uncertainty_ratio",
+    ]
+    assert table["step"].tolist() == [0, 2, 4]
+    stds = model.predict_std_parts(np.array(R)[[0, 2, 4]])
+    for p in parts:
+        recorded = table[f"uncertainty_{p} (kcal/mol)"]
+        np.testing.assert_allclose(recorded, stds[p], rtol=1e-4, atol=1e-8)
+    ratio = np.max([stds[p] / m.uncertainty_threshold_ for p, m in model.parts().items()], 0)
+    np.testing.assert_allclose(table["uncertainty_ratio"], ratio, rtol=1e-4)
+    assert table["uncertainty_ratio"].iloc[-1] > 1  # the last geometry is far off
 
 
 def test_bad_input_to_the_new_commands_gives_one_line(files, tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""Figures of the MD study: free-energy surfaces, MSAD curves and the stability table."""
+"""Figures of the MD study: free-energy surfaces, MSAD curves, the stability table and the
+uncertainty along each run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from matplotlib.lines import Line2D
 from deltagdml.analysis.plotting import LABELS, plt, save_figure, styled
 
 STABLE_COLOR, UNSTABLE_COLOR = "#d9f0d3", "#f4a6a6"
+#: text and marks of "left its data" (a part's uncertainty above its threshold)
+LEFT_DATA_COLOR = "#b35806"
 #: ⟨θ²⟩ (rad²) of uniformly random rotations, θ with density (1 − cos θ)/π on [0, π].
 RANDOM_MSAD = np.pi**2 / 3 + 2
 
@@ -135,13 +138,20 @@ def plot_msad(
     save_figure(fig, png, pdf)
 
 
+def _criterion(reason: str) -> str:
+    """The broken criterion of a failure ``reason``, with the part for 'uncertainty'."""
+    criterion = reason.split(":")[0]
+    return f"{criterion} ({reason.split()[1]})" if criterion == "uncertainty" else criterion
+
+
 @styled
 def plot_stability(table: pd.DataFrame, names: Mapping[str, str], png: str, pdf: str) -> None:
-    """Stability table: one row per system and model, one column per temperature
+    """Stability table: one row per system and model, one column per temperature, each
+    cell the failure time and criterion (or 'stable') and when the run left its data
     (``names``: the systems' names in the figure)."""
     temps = _temperatures(table)
     rows = list(dict.fromkeys(zip(table["system"], table["model"], strict=True)))
-    fig, ax = plt.subplots(figsize=(1.25 * len(temps) + 2.4, 0.42 * len(rows) + 0.8))
+    fig, ax = plt.subplots(figsize=(1.25 * len(temps) + 2.4, 0.55 * len(rows) + 0.8))
     for i, (system, model) in enumerate(rows):
         sub = table[(table["system"] == system) & (table["model"] == model)]
         for j, t in enumerate(temps):
@@ -153,14 +163,32 @@ def plot_stability(table: pd.DataFrame, names: Mapping[str, str], png: str, pdf:
             text = (
                 f"stable\n{r['simulated_ps']:.2f} ps"
                 if stable
-                else f"{r['failure_time_ps']:.2f} ps\n{r['reason'].split(':')[0]}"
+                else f"{r['failure_time_ps']:.2f} ps\n{_criterion(r['reason'])}"
             )
             ax.add_patch(
                 plt.Rectangle(
                     (j, i), 1, 1, color=STABLE_COLOR if stable else UNSTABLE_COLOR, ec="white"
                 )
             )
-            ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=7)
+            left = r["left_data_time_ps"]
+            ax.text(
+                j + 0.5,
+                i + (0.5 if np.isnan(left) else 0.38),
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+            )
+            if not np.isnan(left):
+                ax.text(
+                    j + 0.5,
+                    i + 0.82,
+                    f"left data {left:.2f} ps",
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    color=LEFT_DATA_COLOR,
+                )
     ax.set_xlim(0, len(temps))
     ax.set_ylim(len(rows), 0)
     ax.set_xticks(np.arange(len(temps)) + 0.5, [f"{t:g} K" for t in temps])
@@ -172,5 +200,65 @@ def plot_stability(table: pd.DataFrame, names: Mapping[str, str], png: str, pdf:
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    ax.set_title("MD stability (time of failure and broken criterion)", fontsize=9, pad=18)
+    ax.set_title(
+        "MD stability (time of failure and broken criterion;\n"
+        "time a model part's uncertainty first exceeded its threshold)",
+        fontsize=9,
+        pad=18,
+    )
+    save_figure(fig, png, pdf)
+
+
+@styled
+def plot_uncertainty(
+    curves: pd.DataFrame, table: pd.DataFrame, label: str, png: str, pdf: str
+) -> None:
+    """Uncertainty ratio (the largest part's uncertainty over its calibrated threshold)
+    against time (ps), one panel per model and one line per temperature, of the system
+    named ``label``; above 1 a run has left its data."""
+    models, temps = _models(table), _temperatures(table)
+    fig, axes = plt.subplots(
+        1,
+        len(models),
+        figsize=(2.9 * len(models) + 0.6, 2.6),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        constrained_layout=True,
+    )
+    colors = plt.get_cmap("plasma")(np.linspace(0.0, 0.85, len(temps)))
+    status = table.set_index(["model", "temperature_K"])["status"]
+    finite = curves[np.isfinite(curves["uncertainty_ratio"])]
+    for ax, model in zip(axes[0], models, strict=True):
+        for color, t in zip(colors, temps, strict=True):
+            sub = finite[(finite["model"] == model) & (finite["temperature_K"] == t)]
+            if sub.empty:
+                continue
+            unstable = status.get((model, t)) != "stable"
+            ax.plot(
+                sub["time_ps"], sub["uncertainty_ratio"], color=color, ls="--" if unstable else "-"
+            )
+            if unstable:
+                ax.plot(
+                    sub["time_ps"].iloc[-1], sub["uncertainty_ratio"].iloc[-1], "x", color=color
+                )
+        ax.set_title(LABELS[model], fontsize=9)
+        ax.set_xlabel("time (ps)")
+        if finite[finite["model"] == model].empty:
+            ax.text(0.5, 0.5, "no calibrated thresholds", ha="center", transform=ax.transAxes)
+        else:
+            ax.axhline(1.0, color=LEFT_DATA_COLOR, lw=0.8, ls=":")
+    if not finite.empty:
+        axes[0, 0].set_yscale("log")
+    handles = [
+        Line2D([], [], color=c, label=f"{t:g} K") for c, t in zip(colors, temps, strict=True)
+    ]
+    if (table["status"] != "stable").any():
+        handles.append(Line2D([], [], color="0.3", ls="--", marker="x", label="unstable run"))
+    handles.append(Line2D([], [], color=LEFT_DATA_COLOR, lw=0.8, ls=":", label="threshold"))
+    axes[0, -1].legend(
+        handles=handles, frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0)
+    )
+    axes[0, 0].set_ylabel("uncertainty / threshold\n(largest part)")
+    fig.suptitle(f"{label}: model uncertainty along MD", fontsize=10)
     save_figure(fig, png, pdf)

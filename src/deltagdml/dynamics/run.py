@@ -1,7 +1,10 @@
 """Langevin MD with any ASE calculator, watched by a stability monitor.
 
 ASE units inside (eV, Å, ase.units.fs); results in Å, ps, kcal/mol and K. A run that
-breaks a stability criterion stops at the frame where it was detected and says why.
+breaks a stability criterion stops at the frame where it was detected and says why. With
+one of our calculators, every saved frame also records the model's uncertainty per part
+(in its estimator's unit: kcal/mol for "gp", σ for "nearest") and its ratio to the
+calibrated thresholds.
 """
 
 from __future__ import annotations
@@ -20,6 +23,14 @@ from threadpoolctl import threadpool_limits
 from deltagdml.data.md import com_distances, com_restraint, langevin
 from deltagdml.data.systems import BOND_SCALE
 from deltagdml.gdml.calculator import GDMLCalculator
+from deltagdml.gdml.composite import (
+    DeltaModel,
+    threshold_ratio,
+    thresholds_by_part,
+    uncertainty_by_part,
+)
+from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.uncertainty import UNITS
 from deltagdml.settings import RestraintSettings, StabilitySettings
 from deltagdml.units import KCAL_MOL_PER_EV
 
@@ -95,6 +106,52 @@ class StabilityMonitor:
         return None
 
 
+class UncertaintyMonitor:
+    """The uncertainty of each part of ``model`` at saved frames, against the parts'
+    calibrated thresholds; a part above ``limit`` × its threshold breaks the run (None:
+    never; nor without thresholds, as in model files written before they were stored)."""
+
+    def __init__(self, model: GDMLModel | DeltaModel, limit: float | None) -> None:
+        self.model = model
+        self.limit = limit
+        self.thresholds = thresholds_by_part(model)
+        parts = model.parts() if isinstance(model, DeltaModel) else {"model": model}
+        #: each part's unit: kcal/mol ("gp") or sigma ("nearest")
+        self.units = {part: UNITS[m.uncertainty] for part, m in parts.items()}
+        shared = set(self.units.values())
+        #: the parts' unit, or 'part: unit, ...' when they differ
+        self.unit = (
+            shared.pop()
+            if len(shared) == 1
+            else ", ".join(f"{p}: {u}" for p, u in self.units.items())
+        )
+
+    def measure(self, pos: np.ndarray) -> dict[str, float]:
+        """Uncertainty of each part at positions (N, 3) Å; NaN where they are not finite."""
+        if not np.isfinite(pos).all():
+            return dict.fromkeys(self.thresholds, float("nan"))
+        stds = uncertainty_by_part(self.model, pos[None])
+        return {part: float(std[0]) for part, std in stds.items()}
+
+    def ratio(self, stds: dict[str, float]) -> float:
+        """The largest part's uncertainty over its threshold; NaN without thresholds."""
+        per_frame = {part: np.array([std]) for part, std in stds.items()}
+        return float(threshold_ratio(per_frame, self.thresholds)[0])
+
+    def check(self, stds: dict[str, float]) -> str | None:
+        """Why the uncertainties ``stds`` (by part) break the limit ('uncertainty: detail'),
+        or None."""
+        ratios = {p: stds[p] / t for p, t in self.thresholds.items() if t is not None and t > 0}
+        if self.limit is None or not ratios:
+            return None
+        part = max(ratios, key=lambda p: ratios[p])
+        if ratios[part] > self.limit:
+            return (
+                f"uncertainty: {part} at {ratios[part]:.2f}× its threshold (limit {self.limit:g}×)"
+            )
+        return None
+
+
 class MDCalculator(GDMLCalculator):
     """:class:`GDMLCalculator` whose cache compares positions only.
 
@@ -118,13 +175,36 @@ class MDResult:
     forces_kcal_mol_A: np.ndarray  # (frames, N, 3)
     temperature_K: np.ndarray  # instantaneous kinetic temperature
     steps_done: int
-    wall_s: float
+    wall_s: float  # MD alone
+    uncertainty_wall_s: float  # the uncertainty at saved frames
+    #: per part ('model' for a single model), (frames,) in ``uncertainty_unit``; empty
+    #: without a model (another ASE calculator)
+    uncertainty: dict[str, np.ndarray]
+    #: (frames,) the largest part's uncertainty over its threshold; NaN without thresholds
+    uncertainty_ratio: np.ndarray
+    uncertainty_unit: str  # '' without a model
     reason: str | None = None  # None: stable
     failure_time_ps: float = float("nan")
 
     @property
     def stable(self) -> bool:
         return self.reason is None
+
+    @property
+    def left_data_time_ps(self) -> float:
+        """Time (ps) of the first saved frame above its threshold (ratio > 1); NaN if none."""
+        above = np.flatnonzero(self.uncertainty_ratio > 1.0)
+        return float(self.time_ps[above[0]]) if above.size else float("nan")
+
+    def frame_info(self) -> dict[str, np.ndarray]:
+        """Per-frame values for the frames' ``atoms.info``: ``time_ps`` and, if recorded,
+        ``uncertainty_<part>``, ``uncertainty_ratio`` and ``uncertainty_unit``."""
+        info = {"time_ps": self.time_ps}
+        if self.uncertainty:
+            info |= {f"uncertainty_{part}": std for part, std in self.uncertainty.items()}
+            info["uncertainty_ratio"] = self.uncertainty_ratio
+            info["uncertainty_unit"] = np.full(len(self.time_ps), self.uncertainty_unit)
+        return info
 
     @property
     def steps_per_s(self) -> float:
@@ -158,18 +238,26 @@ def run_md(
 
     The stability criteria are checked at t = 0 and every ``stride`` steps on the model's
     energy and forces (those recorded; a restraint, if on, is left out); the first broken
-    criterion ends the run. Deterministic for a seed. ``progress`` receives a line
-    at every tenth of the run.
+    criterion ends the run. With our calculator (:class:`GDMLCalculator`, whose model this
+    is), the uncertainty of each part is recorded at these frames too and checked against
+    ``criteria.max_uncertainty_ratio``; any other ASE calculator records none.
+    Deterministic for a seed. ``progress`` receives a line at every tenth of the run.
     """
     atoms = Atoms(atoms.numbers, positions=atoms.positions)
     restraint = restraint or RestraintSettings(enabled=False)
     bias = com_restraint(restraint, atoms.positions, atoms.get_masses(), fragments)
     atoms.calc = calc if bias is None else SumCalculator([calc, bias])
     dyn = langevin(atoms, temperature_K, timestep_fs, friction_per_fs, seed)
-    frames, energies, forces_seen, temps = [], [], [], []
+    frames, energies, forces_seen, temps, stds = [], [], [], [], []
     monitor = None
+    watch = (
+        UncertaintyMonitor(calc.model, criteria.max_uncertainty_ratio)
+        if isinstance(calc, GDMLCalculator) and isinstance(calc.model, GDMLModel | DeltaModel)
+        else None
+    )
     reason = None
     t0 = time.perf_counter()
+    uncertainty_s = 0.0
     with threadpool_limits(limits=1, user_api="blas"), np.errstate(over="ignore", invalid="ignore"):
         while True:
             pos = atoms.positions.copy()
@@ -182,19 +270,29 @@ def run_md(
             if monitor is None:
                 monitor = StabilityMonitor(atoms, fragments, criteria, energy)
             reason = monitor.check(pos, energy, forces)
+            if watch is not None:
+                t_std = time.perf_counter()
+                stds.append(watch.measure(pos))
+                reason = reason or watch.check(stds[-1])
+                uncertainty_s += time.perf_counter() - t_std
             if reason is not None or dyn.nsteps >= n_steps:
                 break
             before = dyn.nsteps
             dyn.run(min(stride, n_steps - dyn.nsteps))
             if progress is not None and 10 * dyn.nsteps // n_steps > 10 * before // n_steps:
-                rate = dyn.nsteps / (time.perf_counter() - t0)
+                rate = dyn.nsteps / (time.perf_counter() - t0 - uncertainty_s)
                 progress(
                     f"{dyn.nsteps * timestep_fs / 1000:.2f} of {n_steps * timestep_fs / 1000:.2f}"
                     f" ps, T = {atoms.get_temperature():.0f} K, {rate:.0f} steps/s"
                 )
-    wall = time.perf_counter() - t0
+    wall = time.perf_counter() - t0 - uncertainty_s
     time_ps = np.arange(len(frames)) * stride * timestep_fs / 1000.0
     time_ps[-1] = dyn.nsteps * timestep_fs / 1000.0
+    if watch is None:
+        uncertainty, ratio, unit = {}, np.full(len(frames), np.nan), ""
+    else:
+        uncertainty = {part: np.array([s[part] for s in stds]) for part in watch.thresholds}
+        ratio, unit = threshold_ratio(uncertainty, watch.thresholds), watch.unit
     return MDResult(
         time_ps=time_ps,
         R=np.array(frames),
@@ -203,6 +301,10 @@ def run_md(
         temperature_K=np.array(temps),
         steps_done=dyn.nsteps,
         wall_s=wall,
+        uncertainty_wall_s=uncertainty_s,
+        uncertainty=uncertainty,
+        uncertainty_ratio=ratio,
+        uncertainty_unit=unit,
         reason=reason,
         failure_time_ps=float(time_ps[-1]) if reason else float("nan"),
     )

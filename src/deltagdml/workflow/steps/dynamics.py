@@ -1,6 +1,7 @@
 """Steps of ``dynamics.smk``: the MD stability study of the full and Δ models (Fig. 8).
 
-Units: Å, ps, K, kcal/mol.
+Units: Å, ps, K, kcal/mol; uncertainties in their estimator's unit (``uncertainty_unit``:
+kcal/mol or σ), and their ratio to the calibrated threshold, dimensionless.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from deltagdml.data.splits import load_splits, train_indices
 from deltagdml.dynamics.collective import choose_guest, cv_pair, guest_orientations
 from deltagdml.dynamics.collective import msad as rotational_msad
 from deltagdml.dynamics.fes import common_ranges, free_energy_surface
-from deltagdml.dynamics.figures import plot_fes_grid, plot_msad, plot_stability
+from deltagdml.dynamics.figures import (
+    plot_fes_grid,
+    plot_msad,
+    plot_stability,
+    plot_uncertainty,
+)
 from deltagdml.dynamics.run import MDCalculator, MDResult, run_md
 from deltagdml.gdml.composite import DeltaModel
 from deltagdml.gdml.dataset import load_dataset
@@ -40,6 +46,8 @@ RUN_KEYS = (
     "n_steps",
     "start_index",
 )
+#: the keys of a run's uncertainty that are not a part's (``uncertainty_<part>``)
+UNCERTAINTY_KEYS = ("uncertainty_ratio", "uncertainty_unit")
 
 
 def start_index(E: np.ndarray | None, train: np.ndarray, start: str = "median_energy") -> int:
@@ -97,7 +105,7 @@ def md_run(
         progress=lambda line: log.info("%s/%s at %g K: %s", system, model, temperature, line),
     )
     log.info(
-        "%s/%s at %g K: %s after %.3f ps (%d steps, %.0f steps/s)",
+        "%s/%s at %g K: %s after %.3f ps (%d steps, %.0f steps/s; uncertainty %.1f s)",
         system,
         model,
         temperature,
@@ -105,7 +113,16 @@ def md_run(
         result.time_ps[-1],
         result.steps_done,
         result.steps_per_s,
+        result.uncertainty_wall_s,
     )
+    if np.isfinite(result.left_data_time_ps):
+        log.info(
+            "%s/%s at %g K: left its data at %.3f ps",
+            system,
+            model,
+            temperature,
+            result.left_data_time_ps,
+        )
     save_run(result, run, model, temperature, s.n_steps, i0)
     if frames:
         write_frames(
@@ -114,7 +131,7 @@ def md_run(
             result.R,
             result.energy_kcal_mol,
             result.forces_kcal_mol_A,
-            info={"time_ps": result.time_ps},
+            info=result.frame_info(),
         )
     speed = {
         "system": system,
@@ -137,7 +154,12 @@ def save_run(
     n_steps_planned: int,
     start: int,
 ) -> None:
-    """Write an MD run as ``.npz`` (Å, ps, kcal/mol, K); ``reason`` is '' for a stable run."""
+    """Write an MD run as ``.npz`` (Å, ps, kcal/mol, K); ``reason`` is '' for a stable run.
+
+    The uncertainty of each part goes to ``uncertainty_<part>`` (frames,) in
+    ``uncertainty_unit``, with ``uncertainty_ratio`` (frames,) and ``left_data_time_ps``
+    (NaN: never above a threshold, or none calibrated).
+    """
     save_npz_atomic(
         path,
         time_ps=result.time_ps,
@@ -153,18 +175,31 @@ def save_run(
         start_index=np.array(start),
         r_unit=np.array("Ang"),
         e_unit=np.array("kcal/mol"),
+        **{f"uncertainty_{part}": std for part, std in result.uncertainty.items()},
+        uncertainty_ratio=result.uncertainty_ratio,
+        uncertainty_unit=np.array(result.uncertainty_unit),
+        left_data_time_ps=np.array(result.left_data_time_ps),
     )
 
 
 def load_run(path: str | os.PathLike) -> dict:
-    """Read a run written by :func:`save_run`; scalars become Python values."""
-    data = read_npz(path, RUN_KEYS, "MD run", optional=())
+    """Read a run written by :func:`save_run`; scalars become Python values. A run written
+    before uncertainties were recorded loads without them (ratio and time NaN)."""
+    data = read_npz(path, RUN_KEYS, "MD run", optional=None)
     run = {k: data[k] for k in ("time_ps", "R", "energy_kcal_mol", "kinetic_temperature_K")}
     run.update(model=as_str(data["model"]), reason=as_str(data["reason"]))
     for key in ("temperature_K", "failure_time_ps"):
         run[key] = float(data[key])
     for key in ("steps_done", "n_steps", "start_index"):
         run[key] = int(data[key])
+    run["uncertainty"] = {
+        key.removeprefix("uncertainty_"): data[key]
+        for key in data
+        if key.startswith("uncertainty_") and key not in UNCERTAINTY_KEYS
+    }
+    run["uncertainty_ratio"] = data.get("uncertainty_ratio", np.full(len(data["time_ps"]), np.nan))
+    run["uncertainty_unit"] = as_str(data["uncertainty_unit"]) if "uncertainty_unit" in data else ""
+    run["left_data_time_ps"] = float(data.get("left_data_time_ps", np.nan))
     return run
 
 
@@ -189,10 +224,12 @@ def md_analyse(
     fes_pdf: str,
     msad_png: str,
     msad_pdf: str,
+    uncertainty_png: str,
+    uncertainty_pdf: str,
     base_dir: str = ".",
 ) -> None:
-    """Stability table, free-energy surfaces and MSAD of all ``runs`` of one system (named
-    ``label`` in the figures)."""
+    """Stability table (with when each run left its data), free-energy surfaces, MSAD and
+    uncertainty along time of all ``runs`` of one system (named ``label`` in the figures)."""
     a = dynamics_settings(config, system).analysis
     complex_ = load_system(config, system, base_dir)
     loaded = sorted(
@@ -219,6 +256,8 @@ def md_analyse(
                 "failure_time_ps": r["failure_time_ps"],
                 "reason": r["reason"],
                 "simulated_ps": r["time_ps"][-1],
+                "left_data_time_ps": r["left_data_time_ps"],
+                "max_uncertainty_ratio": _max_ratio(r["uncertainty_ratio"]),
             }
         )
         if guest is None or len(R) < 2:
@@ -262,6 +301,27 @@ def md_analyse(
             f"fragment {guest} ({complex_.atoms[complex_.fragments[guest]].get_chemical_formula()})"
         )
     plot_msad(curve_table, table, guest_name, label, msad_png, msad_pdf)
+    ratios = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "model": r["model"],
+                    "temperature_K": r["temperature_K"],
+                    "time_ps": r["time_ps"],
+                    "uncertainty_ratio": r["uncertainty_ratio"],
+                }
+            )
+            for r in loaded
+        ],
+        ignore_index=True,
+    )
+    plot_uncertainty(ratios, table, label, uncertainty_png, uncertainty_pdf)
+
+
+def _max_ratio(ratio: np.ndarray) -> float:
+    """The largest finite uncertainty ratio of a run; NaN without thresholds."""
+    finite = ratio[np.isfinite(ratio)]
+    return float(finite.max()) if finite.size else float("nan")
 
 
 def md_summary(
@@ -278,7 +338,8 @@ def md_summary(
     """Stability table over all systems (``csv``, Markdown ``md``, figure); MD ``speed`` per
     model (CSV) from every run's ``timing``; ``names``: the systems' names in the figure."""
     table = pd.concat([pd.read_csv(p, keep_default_na=False) for p in stability])
-    table["failure_time_ps"] = pd.to_numeric(table["failure_time_ps"], errors="coerce")
+    for column in ("failure_time_ps", "left_data_time_ps", "max_uncertainty_ratio"):
+        table[column] = pd.to_numeric(table[column], errors="coerce")
     timings = pd.concat([pd.read_csv(p) for p in timing])
     speeds = (
         timings.groupby(["system", "n_atoms", "model"], sort=False)["steps_per_s"]
@@ -293,13 +354,16 @@ def md_summary(
 
 
 def stability_markdown(table: pd.DataFrame) -> str:
-    """Model × temperature table per system: 'stable' or the failure time and reason."""
+    """Model × temperature table per system: 'stable' or the failure time and reason, and
+    when the run left its data."""
     temps = sorted(table["temperature_K"].unique())
     lines = [
         "# MD stability of the full and Δ models",
         "",
         "Langevin MD per model and thermostat temperature; a cell gives the time (ps) at which",
-        "a run broke a stability criterion, and which one. MD speed: `md_timing.csv`.",
+        "a run broke a stability criterion, and which one, and the time (ps) at which it left",
+        "its data: the first saved frame where a model part's uncertainty exceeded its",
+        "calibrated threshold. MD speed: `md_timing.csv`.",
         "",
         "| system | model | " + " | ".join(f"{t:g} K" for t in temps) + " |",
         "|---|---|" + "---|" * len(temps),
@@ -310,9 +374,15 @@ def stability_markdown(table: pd.DataFrame) -> str:
         for t in temps:
             if t not in sub.index:
                 cells.append("–")
-            elif sub.loc[t, "status"] == "stable":
-                cells.append(f"stable ({sub.loc[t, 'simulated_ps']:.2f} ps)")
             else:
-                cells.append(f"**{sub.loc[t, 'failure_time_ps']:.3f} ps**: {sub.loc[t, 'reason']}")
+                r = sub.loc[t]
+                cell = (
+                    f"stable ({r['simulated_ps']:.2f} ps)"
+                    if r["status"] == "stable"
+                    else f"**{r['failure_time_ps']:.3f} ps**: {r['reason']}"
+                )
+                if np.isfinite(r["left_data_time_ps"]):
+                    cell += f"; left data at {r['left_data_time_ps']:.2f} ps"
+                cells.append(cell)
         lines.append(f"| {system} | {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
