@@ -37,6 +37,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/dynamics.smk"
+include: "workflow/rules/loop.smk"
 
 
 # cheap steps: never a cluster job of their own
@@ -48,6 +49,14 @@ localrules:
     summarise,
     analysis_learning_curves,
     md_summary,
+    loop_select,
+    loop_pool,
+    loop_dataset,
+    loop_delta_model,
+    loop_final_delta,
+    loop_summary,
+    md_test_frames,
+    md_test_evaluate,
 
 
 rule all:
@@ -58,3 +67,4 @@ rule all:
         all_model_files(),
         analysis_targets(),
         dynamics_targets(),
+        loop_targets(),

@@ -24,6 +24,7 @@ LAYER = {
     "data": 2,
     "analysis": 2,
     "dynamics": 2,
+    "active": 2,
     "workflow": 3,
     "cli": 4,
     "__main__": 4,

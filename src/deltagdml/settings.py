@@ -111,6 +111,24 @@ class TrainingSettings:
 
 
 @dataclass(frozen=True)
+class UncertaintySettings:
+    """Predictive uncertainty of every model and its threshold (``uncertainty`` section).
+
+    The threshold of each model (each part of a Δ model) is ``factor`` × the ``quantile``
+    of its uncertainty over its validation geometries, stored in the model file; a frame
+    above it has left the model's data.
+    """
+
+    #: 'gp' (GP posterior energy std, kcal/mol) or 'nearest' (distance to the nearest
+    #: training geometry in descriptor space, in σ)
+    method: str = "gp"
+    quantile: float = 1.0
+    factor: float = 1.5
+    #: largest order (3N + 1)·m of the GP system: m inducing geometries are capped to fit
+    max_size: int = 1500
+
+
+@dataclass(frozen=True)
 class StabilitySettings:
     """When an MD run counts as broken (``dynamics.stability``)."""
 
@@ -119,6 +137,9 @@ class StabilitySettings:
     com_margin_A: float = 5.0
     max_energy_change_kcal_mol_per_atom: float = 5.0
     max_force_kcal_mol_A: float = 500.0
+    #: stop when a part's uncertainty exceeds this multiple of its calibrated threshold
+    #: (checked at every saved frame); None: never stop for it, only record it
+    max_uncertainty_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +177,42 @@ class DynamicsSettings:
     @property
     def n_steps(self) -> int:
         """MD steps of one run."""
+        return int(round(1000.0 * self.duration_ps / self.timestep_fs))
+
+
+@dataclass(frozen=True)
+class ActiveLearningSettings:
+    """Rounds that label where the Δ model's own MD leaves its data (``active_learning``).
+
+    Round r ≥ 1 runs short MD with the Δ model of round r − 1 from ``n_starts`` training
+    geometries per temperature; a run stops where a part's uncertainty exceeds
+    ``stop_ratio`` × its threshold, or where it breaks a stability criterion. If every run
+    stays stable and under the thresholds, the loop ends; otherwise the saved frames above
+    a threshold and the ``pre_failure_frames`` saved frames before any failure are
+    collected, at most ``budget`` of them are chosen by farthest-point sampling in
+    descriptor space, labelled with the reference method and added to the training pool of
+    the parts that triggered (a frame before a failure with no part above its threshold:
+    every learned part).
+    """
+
+    enabled: bool = False
+    max_rounds: int = 3
+    #: None: the temperatures of the MD study (``dynamics.temperatures_K``)
+    temperatures_K: tuple[float, ...] | None = None
+    n_starts: int = 2
+    duration_ps: float = 2.0
+    timestep_fs: float = 0.5
+    stride: int = 10
+    friction_per_fs: float = 0.01
+    budget: int = 20
+    stop_ratio: float = 2.0
+    pre_failure_frames: int = 3
+    #: frames of the final Δ model's MD study, relabelled as a second test set (0: none)
+    md_test_frames: int = 50
+
+    @property
+    def n_steps(self) -> int:
+        """MD steps of one exploration run."""
         return int(round(1000.0 * self.duration_ps / self.timestep_fs))
 
 

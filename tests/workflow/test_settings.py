@@ -12,10 +12,12 @@ from deltagdml.cli import build_parser
 from deltagdml.data.calculators import TBLITE_DEFAULTS
 from deltagdml.errors import ConfigError
 from deltagdml.settings import (
+    ActiveLearningSettings,
     AnalysisSettings,
     DynamicsSettings,
     SamplingSettings,
     TrainingSettings,
+    UncertaintySettings,
     defaults,
 )
 from deltagdml.workflow.config import dynamics_settings, sampling_settings, training_settings
@@ -28,6 +30,8 @@ SECTIONS = {
     "training": TrainingSettings,
     "dynamics": DynamicsSettings,
     "analysis": AnalysisSettings,
+    "uncertainty": UncertaintySettings,
+    "active_learning": ActiveLearningSettings,
 }
 
 

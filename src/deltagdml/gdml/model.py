@@ -384,6 +384,15 @@ class GDMLModel:
             )
         return self._estimator.std(descriptor(R))
 
+    def set_uncertainty(self, method: str, max_size: int = DEFAULT_MAX_SIZE) -> GDMLModel:
+        """Use the estimator ``method`` (with ``max_size``) from now on; clears the threshold,
+        which belongs to the previous estimator."""
+        self.uncertainty, self.uncertainty_max_size = method, max_size
+        self._check_params()
+        self._estimator = None
+        self.uncertainty_threshold_ = None
+        return self
+
     def calibrate_uncertainty(
         self, R_valid: np.ndarray, quantile: float = 1.0, factor: float = 1.0
     ) -> float:

@@ -42,8 +42,8 @@ from deltagdml.gdml.solvers.cholesky import cholesky_jittered
 METHODS = ("gp", "nearest")
 #: unit of each estimator's output
 UNITS = {"gp": "kcal/mol", "nearest": "sigma"}
-#: default largest order (3N + 1)·m of the GP system: 72 MB, ~5 ms per query
-DEFAULT_MAX_SIZE = 3000
+#: default largest order (3N + 1)·m of the GP system: 18 MB, ~1–5 ms per query
+DEFAULT_MAX_SIZE = 1500
 
 
 class Estimator(Protocol):
@@ -143,7 +143,7 @@ class GPEnergyStd:
         R = geometries_from_descriptors(X_train[self.inducing_])
         self.X_, self.G_ = descriptor_and_jacobian(R)
         K_ff = assemble_kernel(
-            self.X_, dense_jacobian(self.G_), tril_perms, sigma, upper_only=False, n_workers=1
+            self.X_, dense_jacobian(self.G_), tril_perms, sigma, upper_only=False
         )
         K_ef, K_ee = self._cross(self.X_)  # (m, m·3N), (m, m)
         n = m * n3

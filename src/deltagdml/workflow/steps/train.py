@@ -5,8 +5,10 @@ Units: kcal/mol, kcal/mol/Å, Å.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +19,13 @@ from deltagdml.data.splits import load_splits, train_indices, union_train_indice
 from deltagdml.gdml.composite import DeltaModel
 from deltagdml.gdml.dataset import load_dataset
 from deltagdml.gdml.delta_io import TrainingRecord, save_delta_model
+from deltagdml.gdml.model import GDMLModel
 from deltagdml.gdml.model_io import save_model
 from deltagdml.gdml.selection import select_sigma_configured
+from deltagdml.gdml.uncertainty import UNITS
 from deltagdml.npz_io import as_str, read_npz
-from deltagdml.workflow.config import load_system, training_settings
+from deltagdml.settings import UncertaintySettings
+from deltagdml.workflow.config import load_system, training_settings, uncertainty_settings
 from deltagdml.workflow.steps.data import theory_label
 
 log = logging.getLogger(__name__)
@@ -44,8 +49,10 @@ def train_model(
     scores: str,
     timing: str,
     base_dir: str = ".",
+    sigmas: Sequence[float] | None = None,
 ) -> None:
-    """Train the sGDML model of ``part`` with σ chosen on the validation split.
+    """Train the sGDML model of ``part`` with σ chosen on the validation split (over the
+    configured grid, or over ``sigmas``).
 
     Validation errors per σ go to ``scores`` (reproducible); wall times per σ to
     ``timing`` (they vary from run to run, so they are kept apart).
@@ -53,6 +60,8 @@ def train_model(
     ds = load_dataset(dataset)
     split = load_splits(splits, ds.n_geometries)
     t = training_settings(config, system, part)
+    if sigmas is not None:
+        t = dataclasses.replace(t, sigmas=tuple(sigmas))
     idxs_train = train_indices(split, part)
     tr, va = ds.subset(idxs_train), ds.subset(split["valid"])
     # Iterative-solver state, resumed if this job is restarted; removed once trained.
@@ -67,6 +76,7 @@ def train_model(
     )
     perms = read_symmetries(t.symmetries, base_dir)
     fitted, sigma_scores = select_sigma_configured(tr, va, t, perms, str(checkpoints))
+    calibrate(fitted, va.R, uncertainty_settings(config), f"{system}/{part}")
     table = pd.DataFrame([s.as_dict() for s in sigma_scores])
     chosen = (table["sigma"] == fitted.sigma) & ~table["stage"].str.startswith("subset_")
     table.insert(0, "selected", chosen)
@@ -90,6 +100,22 @@ def train_model(
         dataset_theory=ds.theory,
     )
     shutil.rmtree(checkpoints, ignore_errors=True)
+
+
+def calibrate(model: GDMLModel, R_valid: np.ndarray, u: UncertaintySettings, name: str) -> None:
+    """Give ``model`` the uncertainty estimator of ``u`` and its threshold on ``R_valid``."""
+    threshold = model.set_uncertainty(u.method, u.max_size).calibrate_uncertainty(
+        R_valid, u.quantile, u.factor
+    )
+    log.info(
+        "%s: uncertainty threshold %.4g %s (%g × the %g quantile over %d validation geometries)",
+        name,
+        threshold,
+        UNITS[u.method],
+        u.factor,
+        u.quantile,
+        len(R_valid),
+    )
 
 
 def delta_model(
