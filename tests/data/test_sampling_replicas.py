@@ -22,7 +22,11 @@ from deltagdml.errors import ConfigError
 from deltagdml.settings import CalculatorSettings
 from deltagdml.units import KCAL_MOL_PER_EV
 from deltagdml.workflow.checks import check_config
-from deltagdml.workflow.config import reference_settings, sampling_settings
+from deltagdml.workflow.config import (
+    reference_settings,
+    sampling_settings,
+    selection_cv_settings,
+)
 from deltagdml.workflow.steps import data as steps
 
 REPO = Path(__file__).parents[2]
@@ -63,6 +67,7 @@ def run_sampling(config: dict, out: Path) -> dict[str, Path]:
     paths |= {key: out / f"selected.{key}" for key in ("npz", "csv", "png", "pdf")}
     steps.select_frames(
         config=config,
+        cv=selection_cv_settings(config, "water_benzene"),
         system="water_benzene",
         replicas=[str(paths["replica_0"]), str(paths["replica_1"])],
         trajectory=str(paths["npz"]),

@@ -137,18 +137,39 @@ def test_rerun_is_a_no_op_and_report_builds(tiny_run):
     assert (work / "report.html").stat().st_size > 100_000
 
 
+def planned_jobs(work: Path, config: dict) -> dict[str, int]:
+    """Jobs by rule that a dry run with ``config`` plans in the finished run in ``work``."""
+    (work / "changed.yaml").write_text(yaml.safe_dump(config))
+    dry = snakemake("-n", "--cores", "2", "--configfile", "changed.yaml", cwd=work)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    if "Job stats:" not in dry.stdout:
+        assert "Nothing to be done" in dry.stdout + dry.stderr
+        return {}
+    stats = dry.stdout.split("Job stats:")[1].split("total")[0].splitlines()
+    return {line.split()[0]: int(line.split()[1]) for line in stats[3:] if line.strip()}
+
+
+#: Sampling, frame selection, labelling, datasets, splits and training: hours, not seconds.
+DATA_AND_TRAINING = {
+    "sample_replica",
+    "select_frames",
+    "label_chunk",
+    "merge_labels",
+    "ingest_dataset",
+    "delta_dataset",
+    "split",
+    "train_model",
+    "delta_model",
+}
+
+
 def test_renaming_a_system_reruns_only_figures(tiny_run):
     """A new ``label`` changes the params of the figure rules alone: no sampling, labelling
     or training is planned again."""
     results, config, _ = tiny_run
-    work = results.parent
     renamed = copy.deepcopy(config)
     renamed["systems"]["na_benzene"]["label"] = "sodium cation on benzene"
-    (work / "renamed.yaml").write_text(yaml.safe_dump(renamed))
-    dry = snakemake("-n", "--cores", "2", "--configfile", "renamed.yaml", cwd=work)
-    assert dry.returncode == 0, dry.stderr[-2000:]
-    stats = dry.stdout.split("Job stats:")[1].split("total")[0].splitlines()
-    planned = {line.split()[0] for line in stats[3:] if line.strip()}
+    planned = set(planned_jobs(results.parent, renamed))
     figures = {
         "all",
         "analysis_binding_stats",
@@ -161,6 +182,47 @@ def test_renaming_a_system_reruns_only_figures(tiny_run):
         "summarise",
     }
     assert {"summarise", "analysis_coulomb_matrix", "md_analyse"} <= planned <= figures, planned
+
+
+@pytest.mark.parametrize(
+    ("change", "md_runs"),
+    [
+        ({"enabled": False}, 0),
+        ({"duration_ps": 0.3}, 8),
+        ({"temperatures_K": [100, 200, 300]}, 4),  # only the new temperature's runs
+        ({"models": ["full"]}, 0),
+    ],
+)
+def test_md_settings_rerun_only_the_md_study(tiny_run, change, md_runs):
+    """The MD study's settings are no params of sampling, frame selection, labelling,
+    datasets, splits, training or evaluation, nor of the runs they do not change."""
+    results, config, _ = tiny_run
+    changed = copy.deepcopy(config)
+    changed["dynamics"] |= change
+    planned = planned_jobs(results.parent, changed)
+    assert set(planned) <= {"all", "md_run", "md_analyse", "md_summary"}, planned
+    assert planned.get("md_run", 0) == md_runs, planned
+
+
+def test_a_new_selection_cv_reruns_frame_selection_not_sampling(tiny_run):
+    """The second collective variable is what frame selection covers: a new one selects
+    (and labels, trains) again from the same replicas."""
+    results, config, _ = tiny_run
+    changed = copy.deepcopy(config)
+    changed["dynamics"]["analysis"]["cv2"] = {"kind": "atoms", "atoms": [0, 12]}
+    planned = set(planned_jobs(results.parent, changed))
+    assert {"select_frames", "label_chunk", "train_model", "md_analyse"} <= planned, planned
+    assert "sample_replica" not in planned
+
+
+def test_an_active_learning_section_reruns_no_existing_model(tiny_run):
+    """A new top-level section is read by no existing step: no data, training, evaluation
+    or MD job of the finished run is planned again."""
+    results, config, _ = tiny_run
+    changed = copy.deepcopy(config)
+    changed["active_learning"] = {"max_rounds": 5, "temperatures_K": [250], "budget": 7}
+    planned = set(planned_jobs(results.parent, changed))
+    assert not planned & (DATA_AND_TRAINING | {"evaluate", "model_card", "md_run"}), planned
 
 
 def test_lint_is_clean():

@@ -42,7 +42,12 @@ rule analysis_descriptor_variance:
     conda:
         ENV
     params:
-        config=params_for("seed", "analysis"),
+        config=params_for(
+            "seed",
+            "analysis.descriptor_frame_pairs",
+            "analysis.descriptor_frames",
+            "analysis.descriptor_entries.{system}",
+        ),
         label=system_label,
     script:
         "../scripts/analysis_descriptor_variance.py"
@@ -96,7 +101,7 @@ rule analysis_force_decomposition:
     conda:
         ENV
     params:
-        config=params_for("analysis"),
+        config=params_for("analysis.force_amplification"),
         label=system_label,
     script:
         "../scripts/analysis_force_decomposition.py"
@@ -165,7 +170,7 @@ rule analysis_learning_curve:
         runtime=240,
         mem_mb=learning_curve_mem_mb,
     params:
-        config=params_for("seed", "sampling", "training", "analysis"),
+        config=params_for("seed", "training", "analysis.learning_curve_sizes"),
     script:
         "../scripts/analysis_learning_curve.py"
 

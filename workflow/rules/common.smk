@@ -8,6 +8,8 @@ from deltagdml.workflow.config import (
     dynamics_settings,
     learning_curve_memory_mb,
     sampling_settings,
+    selection_cv_settings,
+    setting_paths,
     step_config,
     system_entry,
     system_labels,
@@ -53,8 +55,17 @@ def system_label(wildcards):
 
 
 def params_for(*sections):
-    """Rule params: the config sections a step of one system depends on."""
-    return lambda wildcards: step_config(config, wildcards.system, sections)
+    """Rule params: the config settings a step of one system reads (paths of step_config;
+    a wildcard in braces, such as ``{part}``, is the job's)."""
+    return lambda wildcards: step_config(
+        config, wildcards.system, tuple(s.format(**wildcards) for s in sections)
+    )
+
+
+def selection_cv(wildcards):
+    """The collective variables frame selection covers, resolved: a param of their own,
+    so that the MD study's settings in ``dynamics`` do not rerun frame selection."""
+    return selection_cv_settings(config, wildcards.system)
 
 
 def train_mem_mb(wildcards, threads, attempt):
@@ -183,12 +194,10 @@ def md_run_inputs(wildcards):
 
 
 def md_run_params(wildcards):
-    """params_for("seed", "dynamics") without the analysis settings (they do not change runs)."""
-    cfg = params_for("seed", "dynamics")(wildcards)
-    for section in (cfg, cfg["systems"][wildcards.system]):
-        if "dynamics" in section:
-            section["dynamics"].pop("analysis", None)
-    return cfg
+    """The dynamics settings one MD run reads: not the analysis, nor which systems, models
+    and temperatures run (the run's wildcards say that)."""
+    unread = ("enabled", "models", "temperatures_K", "analysis")
+    return params_for("seed", *setting_paths("dynamics", unread))(wildcards)
 
 
 def md_run_files(system):

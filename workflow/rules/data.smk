@@ -18,7 +18,10 @@ rule sample_replica:
     resources:
         runtime=120,
     params:
-        config=params_for("seed", "reference", "sampling"),
+        # not sampling.selection: it chooses among the replicas' frames afterwards
+        config=params_for(
+            "seed", "reference", *setting_paths("sampling", ("selection",))
+        ),
     script:
         "../scripts/sample_replica.py"
 
@@ -45,7 +48,8 @@ rule select_frames:
     conda:
         ENV
     params:
-        config=params_for("seed", "reference", "sampling", "dynamics"),
+        config=params_for("seed", "reference", "sampling"),
+        cv=selection_cv,
     script:
         "../scripts/select_frames.py"
 
@@ -139,6 +143,12 @@ rule split:
     conda:
         ENV
     params:
-        config=params_for("seed", "sampling", "training"),
+        config=params_for(
+            "seed",
+            "training.n_train",
+            "training.n_valid",
+            "training.n_test",
+            "training.parts.*.n_train",
+        ),
     script:
         "../scripts/split.py"

@@ -58,7 +58,7 @@ rule md_analyse:
     conda:
         ENV
     params:
-        config=params_for("dynamics"),
+        config=params_for("dynamics.analysis"),
         label=system_label,
     script:
         "../scripts/md_analyse.py"

@@ -85,6 +85,6 @@ rule model_card:
     conda:
         ENV
     params:
-        config=params_for("reference", "sampling"),
+        config=params_for("reference", "sampling.calculator"),
     script:
         "../scripts/model_card.py"

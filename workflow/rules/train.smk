@@ -22,7 +22,7 @@ rule train_model:
         runtime=240,
         mem_mb=train_mem_mb,
     params:
-        config=params_for("sampling", "training"),
+        config=params_for(*setting_paths("training"), "training.parts.{part}"),
     script:
         "../scripts/train_model.py"
 

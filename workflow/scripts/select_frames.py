@@ -6,6 +6,7 @@ from deltagdml.workflow.steps.data import select_frames
 setup_logging(snakemake.log[0])
 select_frames(
     config=snakemake.params.config,
+    cv=snakemake.params.cv,
     system=snakemake.wildcards.system,
     replicas=list(snakemake.input.replicas),
     trajectory=snakemake.output.trajectory,

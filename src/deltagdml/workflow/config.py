@@ -290,16 +290,48 @@ def user_files(
 
 
 def step_config(config: dict, name: str, sections: tuple[str, ...]) -> dict:
-    """The part of the config one workflow step of system ``name`` depends on.
+    """The part of the config one workflow step of system ``name`` reads, from the global
+    config and from the system's own section.
 
-    Passed to rules as ``params`` so that Snakemake reruns exactly the steps whose
-    settings changed.
+    Each of ``sections`` is a top-level key or a dotted path into one (``dynamics.analysis``);
+    ``*`` matches any key (``training.parts.*.n_train``). Passed to rules as ``params`` so
+    that Snakemake reruns exactly the steps whose settings changed.
     """
+    paths = [section.split(".") for section in sections]
     entry = (config.get("systems") or {}).get(name) or {}
-    own = ("preset", "dataset", "fragment_labels", *SYSTEM_KEYS, *sections)
-    out = {key: copy.deepcopy(config[key]) for key in sections if key in config}
-    out["systems"] = {name: {k: copy.deepcopy(v) for k, v in entry.items() if k in own}}
+    own = [[key] for key in ("preset", "dataset", "fragment_labels", *SYSTEM_KEYS)]
+    heads = dict.fromkeys(path[0] for path in paths)
+    out = _pick({key: config[key] for key in heads if key in config}, paths)
+    out["systems"] = {name: _pick(entry, own + paths)}
     return out
+
+
+def _pick(tree: dict, paths: list[list[str]]) -> dict:
+    """The parts of ``tree`` at ``paths`` (lists of keys), in the tree's order; a section
+    of which nothing is picked is left out."""
+    out = {}
+    for key, value in tree.items():
+        rests = [path[1:] for path in paths if path[0] in (key, "*")]
+        if [] in rests:
+            out[key] = copy.deepcopy(value)
+        elif rests and isinstance(value, dict) and (picked := _pick(value, rests)):
+            out[key] = picked
+    return out
+
+
+def setting_paths(section: str, without: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """:func:`step_config` paths of every setting of ``section`` (sampling, training or
+    dynamics) but those ``without``; ``training.parts`` is not one of them."""
+    cls = {"sampling": SamplingSettings, "training": TrainingSettings, "dynamics": DynamicsSettings}
+    return tuple(f"{section}.{key}" for key in defaults(cls[section]) if key not in without)
+
+
+def selection_cv_settings(config: dict, name: str) -> dict[str, Any]:
+    """The collective variables frame selection of system ``name`` covers, resolved: the
+    guest fragment and the second CV of ``dynamics.analysis``, none of the MD study's own
+    settings."""
+    analysis = dynamics_settings(config, name).analysis
+    return {"guest_fragment": analysis.guest_fragment, "cv2": copy.deepcopy(dict(analysis.cv2))}
 
 
 def export_source_path(src: str | Path) -> None:

@@ -27,8 +27,8 @@ from deltagdml.data.splits import make_splits, save_splits
 from deltagdml.data.systems import model_parts
 from deltagdml.dynamics.collective import CV2_COLUMNS, cv_pair
 from deltagdml.gdml.dataset import load_dataset, save_dataset
+from deltagdml.settings import TrajectoryAnalysisSettings
 from deltagdml.workflow.config import (
-    dynamics_settings,
     load_system,
     part_overrides,
     part_train_sizes,
@@ -114,6 +114,7 @@ def sample_replica(
 def select_frames(
     *,
     config: dict,
+    cv: dict,
     system: str,
     replicas: list[str],
     trajectory: str,
@@ -122,7 +123,8 @@ def select_frames(
     pdf: str,
     base_dir: str = ".",
 ) -> None:
-    """Choose the frames to label among all ``replicas``' frames (``sampling.selection``).
+    """Choose the frames to label among all ``replicas``' frames (``sampling.selection``)
+    by the collective variables ``cv`` (:func:`~deltagdml.workflow.config.selection_cv_settings`).
 
     Writes the labelled frames with their replica, temperature, time and collective
     variables (``trajectory``, ``table``) and a figure of the CV coverage.
@@ -135,7 +137,7 @@ def select_frames(
         for key in ("R", "com_distance", "time_fs", "replica", "temperature_K", *SAMPLER_KEYS)
         if all(key in r for r in runs)
     }
-    analysis = dynamics_settings(config, system).analysis
+    analysis = TrajectoryAnalysisSettings(**cv)
     labels, cvs = cv_pair(analysis, complex_, complex_.atoms.positions)
     pool["cv"] = cvs(pool["R"])
     seed = int(config.get("seed", 0))
