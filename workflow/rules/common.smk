@@ -1,10 +1,12 @@
 # Shared definitions: systems, wildcard constraints, input functions.
+import json
 import sys
 
 from deltagdml.errors import DeltaGDMLError
 from deltagdml.data.systems import model_parts
 from deltagdml.workflow.checks import check_analysis, check_config, check_dynamics
 from deltagdml.workflow.config import (
+    active_learning_settings,
     dynamics_settings,
     learning_curve_memory_mb,
     sampling_settings,
@@ -42,6 +44,7 @@ wildcard_constraints:
     chunk=r"\d+",
     replica=r"\d+",
     card=r"full|binding|delta|fragment_\d+",
+    round=r"[1-9]\d*",
 
 
 def system_priority(wildcards):
@@ -101,11 +104,15 @@ def symmetry_files(wildcards):
     return user_files(config, wildcards.system, ("symmetries",), parts)
 
 
-def labels_input(wildcards):
+def labels_file(system):
     """Labels come from sampling + labelling, or from the user's own dataset."""
-    if "dataset" in system_entry(config, wildcards.system):
-        return f"{RESULTS}/{wildcards.system}/data/ingested_labels.npz"
-    return f"{RESULTS}/{wildcards.system}/data/labels.npz"
+    if "dataset" in system_entry(config, system):
+        return f"{RESULTS}/{system}/data/ingested_labels.npz"
+    return f"{RESULTS}/{system}/data/labels.npz"
+
+
+def labels_input(wildcards):
+    return labels_file(wildcards.system)
 
 
 def replica_files(wildcards):
@@ -136,12 +143,14 @@ def delta_part_files(wildcards):
 
 
 def card_inputs(wildcards):
-    """The model a card describes and, for a single model, the dataset it is tested on."""
-    folder = f"{RESULTS}/{wildcards.system}"
-    model = {"model": f"{folder}/models/{wildcards.card}.npz"}
-    if wildcards.card == "delta":
-        return model
-    return model | {"dataset": f"{folder}/datasets/{wildcards.card}.npz"}
+    """The (final) model a card describes and, for a single model, the dataset it is tested
+    on."""
+    folder = round_dir(wildcards.system, final_round(wildcards.system))
+    card = wildcards.card
+    model = {"model": final_model_files(wildcards).get(f"model_{card}")}
+    if card == "delta":
+        return {"model": f"{folder}/models/delta.npz"}
+    return model | {"dataset": f"{folder}/datasets/{card}.npz"}
 
 
 def all_model_files():
@@ -160,6 +169,31 @@ def score_files(wildcards):
     return [
         f"{RESULTS}/{wildcards.system}/models/{part}_sigma_scores.csv"
         for part in model_parts(SYSTEMS[wildcards.system])
+    ]
+
+
+def final_model_files(wildcards):
+    """The models the evaluation, cards and MD study use: the pipeline's, or with the loop
+    the final round's parts and the full model trained on the same final geometries."""
+    system = wildcards.system
+    if system not in LOOP_SYSTEMS:
+        return model_files(wildcards)
+    folder = round_dir(system, final_round(system))
+    return {
+        f"model_{part}": (
+            f"{RESULTS}/{system}/loop/final/full.npz"
+            if part == "full"
+            else f"{folder}/models/{part}.npz"
+        )
+        for part in model_parts(SYSTEMS[system])
+    }
+
+
+def final_score_files(wildcards):
+    """The σ scores of :func:`final_model_files`."""
+    return [
+        path.removesuffix(".npz") + "_sigma_scores.csv"
+        for path in final_model_files(wildcards).values()
     ]
 
 
@@ -184,13 +218,13 @@ def all_datasets():
 
 
 def md_run_inputs(wildcards):
-    """The model files a run needs: the full model, or the Δ parts and ion constants."""
+    """The (final) model files a run needs: the full model, or the Δ parts and ion
+    constants."""
+    files = final_model_files(wildcards)
     if wildcards.model == "full":
-        return {"model_full": model_files(wildcards)["model_full"]}
-    return {
-        **delta_part_files(wildcards),
-        "binding_dataset": f"{RESULTS}/{wildcards.system}/datasets/binding.npz",
-    }
+        return {"model_full": files["model_full"]}
+    files.pop("model_full")
+    return files | {"binding_dataset": final_file("datasets/binding.npz")(wildcards)}
 
 
 def md_run_params(wildcards):
@@ -231,9 +265,153 @@ def dynamics_targets():
     per_system = [
         f"{RESULTS}/{system}/dynamics/{name}"
         for system in MD_SYSTEMS
-        for name in ("stability.csv", "msad.csv", "fes.npz", "fes.png", "msad.png")
+        for name in (
+            "stability.csv",
+            "msad.csv",
+            "fes.npz",
+            "fes.png",
+            "msad.png",
+            "uncertainty.png",
+        )
     ]
     summary = [
         f"{RESULTS}/summary/md_stability.{ext}" for ext in ("csv", "md", "png", "pdf")
     ]
     return [*per_system, *summary, f"{RESULTS}/summary/md_timing.csv"]
+
+
+# Active learning (loop.smk): round r ≥ 1 explores with the models of round r − 1;
+# round 0 is the pipeline above. With the loop on, the evaluation, model cards and the MD
+# study use the final round's models.
+
+LOOP_SYSTEMS = [s for s in SYSTEMS if active_learning_settings(config, s).enabled]
+
+
+def round_dir(system, r):
+    """Folder of round ``r``'s models, datasets and splits (round 0: the pipeline's)."""
+    folder = f"{RESULTS}/{system}"
+    return folder if int(r) == 0 else f"{folder}/loop/round_{r}"
+
+
+def round_labels(system, r):
+    """The labelled pool of round ``r``."""
+    if int(r) == 0:
+        return labels_file(system)
+    return f"{round_dir(system, r)}/labels.npz"
+
+
+def loop_temperatures(system):
+    return active_learning_settings(config, system).temperatures_K
+
+
+def explore_files(system, r):
+    return [
+        f"{RESULTS}/{system}/loop/round_{r}/explore/{temperature_label(t)}K.npz"
+        for t in loop_temperatures(system)
+    ]
+
+
+def loop_previous(wildcards):
+    """The Δ model, complex dataset and splits of the round before ``wildcards.round``."""
+    folder = round_dir(wildcards.system, int(wildcards.round) - 1)
+    return {
+        "model": f"{folder}/models/delta.npz",
+        "full_dataset": f"{folder}/datasets/full.npz",
+        "splits": f"{folder}/splits.npz",
+    }
+
+
+def loop_continues(system, r):
+    """Whether round ``r``'s exploration asks for labels (its checkpoint's decision)."""
+    decision = checkpoints.loop_select.get(system=system, round=r).output.decision
+    with open(decision) as handle:
+        return json.load(handle)["continue"]
+
+
+def final_round(system):
+    """The round whose models are final: the last one whose exploration asked for
+    nothing, or ``max_rounds``; 0 (the pipeline's) without the loop."""
+    if system not in LOOP_SYSTEMS:
+        return 0
+    for r in range(1, active_learning_settings(config, system).max_rounds + 1):
+        if not loop_continues(system, r):
+            return r - 1
+    return active_learning_settings(config, system).max_rounds
+
+
+def final_file(path):
+    """Input function: ``path`` inside the final round's folder of the job's system."""
+    return (
+        lambda wildcards: f"{round_dir(wildcards.system, final_round(wildcards.system))}/{path}"
+    )
+
+
+def loop_train_mem_mb(wildcards, threads, attempt):
+    """Memory of a loop training job: the estimate for the largest pool it can reach."""
+    part = getattr(wildcards, "part", "full")
+    settings = training_settings(config, wildcards.system, part)
+    s = active_learning_settings(config, wildcards.system)
+    return attempt * training_memory_mb(
+        SYSTEMS[wildcards.system],
+        part,
+        settings,
+        threads,
+        settings.n_train + s.max_rounds * s.budget,
+    )
+
+
+def loop_summary_inputs(wildcards):
+    """Every round's Δ model and splits up to the final one, and the decisions and
+    explorations of the rounds that explored them."""
+    system = wildcards.system
+    final = final_round(system)
+    explored = range(
+        1, min(final + 1, active_learning_settings(config, system).max_rounds) + 1
+    )
+    return {
+        "models": [
+            f"{round_dir(system, r)}/models/delta.npz" for r in range(final + 1)
+        ],
+        "splits": [f"{round_dir(system, r)}/splits.npz" for r in range(final + 1)],
+        "decisions": [
+            f"{RESULTS}/{system}/loop/round_{r}/decision.json" for r in explored
+        ],
+        "explorations": [f for r in explored for f in explore_files(system, r)],
+        "test_datasets": [
+            f"{RESULTS}/{system}/datasets/{part}.npz"
+            for part in model_parts(SYSTEMS[system])
+        ],
+    }
+
+
+def md_delta_runs(wildcards):
+    """The MD study's runs of the (final) Δ model."""
+    temperatures = dynamics_settings(config, wildcards.system).temperatures_K
+    return [
+        f"{RESULTS}/{wildcards.system}/dynamics/runs/delta_{temperature_label(t)}K.npz"
+        for t in temperatures
+    ]
+
+
+def md_test_systems():
+    """Loop systems whose final Δ model's MD frames make a second test set."""
+    return [
+        s
+        for s in LOOP_SYSTEMS
+        if s in MD_SYSTEMS
+        and "delta" in dynamics_settings(config, s).models
+        and active_learning_settings(config, s).md_test_frames > 0
+    ]
+
+
+def loop_targets():
+    """The rounds' table and figure, the final Δ model file and the second test set."""
+    out = [
+        f"{RESULTS}/{system}/loop/{name}"
+        for system in LOOP_SYSTEMS
+        for name in ("rounds.csv", "rounds.png", "final/delta.npz")
+    ]
+    return out + [
+        f"{RESULTS}/{system}/evaluation/md_test_metrics.csv"
+        for system in md_test_systems()
+    ]

@@ -9,8 +9,8 @@ wildcard_constraints:
 rule md_run:
     input:
         unpack(md_run_inputs),
-        full_dataset=f"{RESULTS}/{{system}}/datasets/full.npz",
-        splits=f"{RESULTS}/{{system}}/splits.npz",
+        full_dataset=final_file("datasets/full.npz"),
+        splits=final_file("splits.npz"),
     output:
         run=f"{RESULTS}/{{system}}/dynamics/runs/{{model}}_{{temperature}}K.npz",
         timing=f"{RESULTS}/{{system}}/dynamics/runs/{{model}}_{{temperature}}K_timing.csv",
@@ -51,6 +51,13 @@ rule md_analyse:
             subcategory="{system}",
         ),
         msad_pdf=f"{RESULTS}/{{system}}/dynamics/msad.pdf",
+        uncertainty_png=report(
+            f"{RESULTS}/{{system}}/dynamics/uncertainty.png",
+            caption="../report/md_uncertainty.rst",
+            category="Molecular dynamics",
+            subcategory="{system}",
+        ),
+        uncertainty_pdf=f"{RESULTS}/{{system}}/dynamics/uncertainty.pdf",
     log:
         f"{RESULTS}/logs/{{system}}/md_analyse.log",
     benchmark:

@@ -3,11 +3,11 @@
 
 rule evaluate:
     input:
-        unpack(model_files),
-        scores=score_files,
-        full_dataset=f"{RESULTS}/{{system}}/datasets/full.npz",
-        binding_dataset=f"{RESULTS}/{{system}}/datasets/binding.npz",
-        splits=f"{RESULTS}/{{system}}/splits.npz",
+        unpack(final_model_files),
+        scores=final_score_files,
+        full_dataset=final_file("datasets/full.npz"),
+        binding_dataset=final_file("datasets/binding.npz"),
+        splits=final_file("splits.npz"),
     output:
         metrics=f"{RESULTS}/{{system}}/evaluation/metrics.csv",
         fragments=f"{RESULTS}/{{system}}/evaluation/fragment_force_mae.csv",
@@ -73,8 +73,8 @@ rule summarise:
 rule model_card:
     input:
         unpack(card_inputs),
-        scores=score_files,
-        splits=f"{RESULTS}/{{system}}/splits.npz",
+        scores=final_score_files,
+        splits=final_file("splits.npz"),
         metrics=f"{RESULTS}/{{system}}/evaluation/metrics.csv",
     output:
         card=f"{RESULTS}/{{system}}/models/{{card}}.card.json",

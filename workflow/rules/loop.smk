@@ -227,7 +227,7 @@ rule loop_summary:
 
 rule md_test_frames:
     input:
-        runs=lambda w: [p for p in md_run_files(w.system) if "/delta_" in p],
+        runs=md_delta_runs,
     output:
         frames=f"{RESULTS}/{{system}}/evaluation/md_test/frames.npz",
     log:

@@ -22,7 +22,9 @@ rule train_model:
         runtime=240,
         mem_mb=train_mem_mb,
     params:
-        config=params_for(*setting_paths("training"), "training.parts.{part}"),
+        config=params_for(
+            *setting_paths("training"), "training.parts.{part}", "uncertainty"
+        ),
     script:
         "../scripts/train_model.py"
 

@@ -17,11 +17,13 @@ from deltagdml.data.systems import DEFAULT_SYSTEMS, System, model_parts, system_
 from deltagdml.errors import ConfigError
 from deltagdml.gdml.solvers.choice import training_mem_mb
 from deltagdml.settings import (
+    ActiveLearningSettings,
     AnalysisSettings,
     CalculatorSettings,
     DynamicsSettings,
     SamplingSettings,
     TrainingSettings,
+    UncertaintySettings,
     build,
     defaults,
 )
@@ -228,6 +230,32 @@ def dynamics_settings(config: dict, name: str) -> DynamicsSettings:
     settings = build(DynamicsSettings, s)
     if settings.n_steps < settings.stride:
         raise ConfigError(f"{where}: duration_ps / timestep_fs is shorter than one stride")
+    return settings
+
+
+def uncertainty_settings(config: dict) -> UncertaintySettings:
+    """The ``uncertainty`` section over the defaults."""
+    return build(
+        UncertaintySettings, merge(defaults(UncertaintySettings), config.get("uncertainty"))
+    )
+
+
+def active_learning_settings(config: dict, name: str) -> ActiveLearningSettings:
+    """The ``active_learning`` settings of system ``name`` (defaults < global section < the
+    system's own); ``temperatures_K`` resolved to the MD study's when unset."""
+    s = merge(
+        defaults(ActiveLearningSettings),
+        config.get("active_learning"),
+        system_entry(config, name).get("active_learning"),
+    )
+    if s["temperatures_K"] is None:
+        s["temperatures_K"] = list(dynamics_settings(config, name).temperatures_K)
+    settings = build(ActiveLearningSettings, s)
+    if settings.n_steps < settings.stride:
+        raise ConfigError(
+            f"system '{name}': active_learning: duration_ps / timestep_fs is shorter than one "
+            "stride"
+        )
     return settings
 
 
