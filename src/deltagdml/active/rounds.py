@@ -73,12 +73,15 @@ def plot_rounds(table: pd.DataFrame, label: str, png: str, pdf: str) -> None:
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), constrained_layout=True)
     per_round = table.groupby("round").first()
     rounds = per_round.index.tolist()
+    names = ["delta", *sorted(c.removeprefix("added_") for c in per_round.filter(like="added_"))]
+    colour = {name: f"C{i}" for i, name in enumerate(names)}
     for ax, prefix, ylabel, title in (
         (axes[0], "added_", "frames added", "labelled frames per part"),
         (axes[1], "test_f_mae_", "test force MAE (kcal/mol/Å)", "round-0 test set"),
     ):
         for col in per_round.filter(like=prefix):
-            ax.plot(rounds, per_round[col], "o-", label=col.removeprefix(prefix))
+            name = col.removeprefix(prefix)
+            ax.plot(rounds, per_round[col], "o-", color=colour[name], label=name)
         ax.set(xlabel="round", ylabel=ylabel, title=title)
     for t, sub in table.groupby("temperature_K"):
         axes[2].plot(sub["round"], sub["first_left_data_ps"], "o-", label=f"{t:g} K")
