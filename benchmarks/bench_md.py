@@ -21,7 +21,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from deltagdml.data.systems import model_parts  # noqa: E402
+from deltagdml.data.systems import System, model_parts  # noqa: E402
 from deltagdml.dynamics.run import MDCalculator, run_md  # noqa: E402
 from deltagdml.gdml.composite import DeltaModel, FragmentTerm  # noqa: E402
 from deltagdml.gdml.descriptor import descriptor  # noqa: E402
@@ -43,10 +43,11 @@ class RandomModel:
         self.z_ = np.asarray(z)
         perms = find_permutations(R[None], z) if symmetries == "auto" else np.arange(len(z))[None]
         rng = np.random.default_rng(0)
-        X = descriptor(R[None] + 0.05 * rng.normal(size=(n_train, *R.shape)))
+        self.X_train_ = descriptor(R[None] + 0.05 * rng.normal(size=(n_train, *R.shape)))
+        self.V_ = 1e-6 * rng.normal(size=self.X_train_.shape)
         tril = np.array([descriptor_permutation(p) for p in perms])
         self.perms_ = perms
-        self.expansion_ = KernelExpansion(X, 1e-6 * rng.normal(size=X.shape), tril, 10.0, 1.0, 0.0)
+        self.expansion_ = KernelExpansion(self.X_train_, self.V_, tril, 10.0, 1.0, 0.0)
 
     @property
     def n_atoms(self) -> int:
@@ -56,19 +57,26 @@ class RandomModel:
         return self.expansion_.predict(R)
 
 
-def random_models(config: dict, name: str) -> dict:
-    system = load_system(config, name)
-    t = training_settings(config, name)
+def random_delta(
+    system: System, n_train: int, symmetries: str, binding_symmetries: str
+) -> DeltaModel:
+    """A Δ model of random-weight parts: fragments with ``symmetries``, the binding model
+    with ``binding_symmetries``; single-atom fragments are constants."""
     R, z = system.atoms.positions, system.z
-    full = RandomModel(R, z, t.n_train, t.symmetries)
     terms = [
-        FragmentTerm(f, RandomModel(R[f], z[f], t.n_train, t.symmetries))
+        FragmentTerm(f, RandomModel(R[f], z[f], n_train, symmetries))
         if len(f) > 1
         else FragmentTerm(f, None, 0.0)
         for f in system.fragments
     ]
-    binding = RandomModel(R, z, t.n_train, t.symmetries)
-    return {"full": full, "delta": DeltaModel(z, terms, binding)}
+    return DeltaModel(z, terms, RandomModel(R, z, n_train, binding_symmetries))
+
+
+def random_models(config: dict, name: str) -> dict:
+    system = load_system(config, name)
+    t = training_settings(config, name)
+    full = RandomModel(system.atoms.positions, system.z, t.n_train, t.symmetries)
+    return {"full": full, "delta": random_delta(system, t.n_train, t.symmetries, t.symmetries)}
 
 
 def trained_models(config: dict, name: str, results: str) -> dict:
