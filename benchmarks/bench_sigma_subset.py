@@ -8,8 +8,9 @@ named, with the run's own data, splits and training settings:
   and its σ is compared with the run's;
 * a part whose σ the run searched on a subset (``training.sigma_subset``) and refitted:
   the chosen σ's neighbours on the subset's grid are fitted on all M geometries. If the
-  refit has the lowest validation force RMSE of the three, the full search, whose
-  validation error along the grid is unimodal in every run so far, would choose it too.
+  refit has the lowest validation force MAE (the search's criterion) of the three, the full
+  search, whose validation error along the grid is unimodal in every run so far, would
+  choose it too.
 
 Prints one row per σ fit (validation errors in kcal/mol/Å) and one verdict per part.
 
@@ -31,7 +32,7 @@ import yaml
 
 from deltagdml.data.splits import load_splits, train_indices
 from deltagdml.gdml.dataset import load_dataset
-from deltagdml.gdml.selection import select_sigma_configured
+from deltagdml.gdml.selection import CRITERION, select_sigma_configured
 from deltagdml.workflow.config import training_settings
 from deltagdml.workflow.steps.train import read_symmetries
 
@@ -70,8 +71,8 @@ def check_part(config: dict, root: Path, system: str, part: str, subset: int) ->
     new["M"] = np.where(new["stage"].str.startswith("subset_"), subset, train.n_geometries)
     table = pd.concat([rows.assign(source="run"), new.assign(source="check")])
     table = table[["source", "stage", "M", "sigma", "f_rmse_kcal_mol_A", "f_mae_kcal_mol_A"]]
-    # validation force RMSE of each σ fitted on all M geometries
-    full = table[table["M"] == train.n_geometries].groupby("sigma")["f_rmse_kcal_mol_A"].min()
+    # the search's criterion (validation force MAE) of each σ fitted on all M geometries
+    full = table[table["M"] == train.n_geometries].groupby("sigma")[CRITERION].min()
     other = float(full.idxmin()) if on_subset.any() else model.sigma
     print(f"\n{system}/{part}: {what} ({seconds:.0f} s)")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
@@ -79,7 +80,7 @@ def check_part(config: dict, root: Path, system: str, part: str, subset: int) ->
     verdict = "same" if agree else "DIFFERENT"
     if not agree and {chosen, other} <= set(full.index):
         worse = 100 * (max(full[chosen], full[other]) / min(full[chosen], full[other]) - 1)
-        verdict += f", validation force RMSE on all {train.n_geometries} differs by {worse:.2g} %"
+        verdict += f", validation force MAE on all {train.n_geometries} differs by {worse:.2g} %"
     print(f"run σ = {chosen:g}, check σ = {other:g}: {verdict}")
     return agree
 

@@ -1,14 +1,23 @@
 """σ search: coarse-to-fine agrees with the plain grid, the grid grows past a best edge,
-and a warm-started iterative solve agrees with a cold one."""
+a warm-started iterative solve agrees with a cold one, a few wall frames do not pull σ
+down, and no σ is tried below the kernel floor."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import MorseMolecule, morse_energy_forces
 
 from deltagdml.gdml.descriptor import dense_jacobian, descriptor_and_jacobian
+from deltagdml.gdml.metrics import F_MAE, mae, r2
 from deltagdml.gdml.model import GDMLModel
-from deltagdml.gdml.selection import select_sigma
+from deltagdml.gdml.selection import (
+    KERNEL_FLOOR,
+    matern,
+    nearest_neighbour_distance,
+    select_sigma,
+    sigma_floor,
+)
 from deltagdml.gdml.solvers.nystrom import IterativeOptions, solve_iterative
 from deltagdml.gdml.symmetry import descriptor_permutation, find_permutations
 
@@ -58,13 +67,13 @@ def test_coarse_to_fine_picks_the_grids_sigma_with_fewer_fits(methane, gfn2_meth
 def test_a_best_sigma_at_an_edge_is_followed_outwards_until_the_error_rises(methane):
     train, valid = split(methane.sample)
     _, full = search(methane.z, train, valid, GRID, extend=False, patience=len(GRID))
-    interior = min(full, key=lambda s: s.f_rmse).sigma
+    interior = min(full, key=lambda s: s.f_mae).sigma
     above = [s for s in GRID if s > interior]
     best, scores = search(methane.z, train, valid, above[:3])
     extended = [s for s in scores if s.stage == "extension"]
     assert extended and all(s.sigma < above[0] for s in extended)
     assert best.sigma == pytest.approx(interior)  # found again below the given grid
-    assert extended[-1].f_rmse > min(s.f_rmse for s in scores)  # stopped at the rise
+    assert extended[-1].f_mae > min(s.f_mae for s in scores)  # stopped at the rise
     below = [s for s in GRID if s < interior]
     best_up, up_scores = search(methane.z, train, valid, below[-2:])
     assert best_up.sigma == pytest.approx(interior)
@@ -126,3 +135,75 @@ def test_the_chosen_model_does_not_pin_the_searchs_kernel_memory(methane):
         (R, F, E), (Rv, _, _) = train, valid
         plain = GDMLModel(sigma=best.sigma, perms="none", solver="analytic").fit(R, methane.z, F, E)
         np.testing.assert_array_equal(best.predict(Rv)[1], plain.predict(Rv)[1])
+
+
+def walled_methane(seed: int = 2):
+    """Morse methane (thermal noise 0.04 Å) with a few wall frames, one C–H bond pressed to
+    0.6 of its length: C–H1 in 3 of 40 training frames, C–H2 in 2 of 40 validation and 20 of
+    400 test frames. Wall forces reach ~250 kcal/mol/Å against a median of ~7."""
+    mol = MorseMolecule("CH4", seed=seed, noise=0.04)
+    rng = np.random.default_rng(seed + 100)
+
+    def frames(n: int, n_wall: int, h: int):
+        R, E, F = mol.sample(n)
+        wall = rng.choice(n, n_wall, replace=False)
+        R[wall, h] = R[wall, 0] + 0.6 * (R[wall, h] - R[wall, 0])
+        E[wall], F[wall] = morse_energy_forces(R[wall], mol.R_ref)
+        return R, F, E
+
+    return mol.z, frames(40, 3, 1), frames(40, 2, 2), frames(400, 20, 2)
+
+
+def test_a_few_wall_frames_do_not_pull_sigma_down():
+    """Heavy-tailed validation forces: the force RMSE (the former criterion) is lowest at a
+    σ 32× below the force MAE's, where the test MAE is ~50 % worse. The search keeps the
+    MAE's σ, and its scores name the criterion."""
+    z, train, valid, (Rt, Ft, _) = walled_methane()
+    best, scores = search(z, train, valid, GRID, extend=False, patience=len(GRID))
+    by_rmse = min(scores, key=lambda s: s.f_rmse).sigma
+    assert best.sigma == min(scores, key=lambda s: s.f_mae).sigma >= 16 * by_rmse
+    assert {s.criterion for s in scores} == {F_MAE}
+    (R, F, E), F_rmse_model = train, GDMLModel(sigma=by_rmse, perms="none")
+    F_rmse_model.fit(R, z, F, E)
+    assert mae(best.predict(Rt)[1], Ft) < 0.8 * mae(F_rmse_model.predict(Rt)[1], Ft)
+
+
+def test_force_r2_is_one_for_exact_forces_and_zero_for_their_mean(methane):
+    """R² over all force components, as the scores record it for the validation set."""
+    F = methane.sample(10)[2]
+    assert r2(F, F) == 1.0
+    assert r2(np.full_like(F, F.mean()), F) == pytest.approx(0.0, abs=1e-12)
+    assert r2(F + 2 * F.std(), F) == pytest.approx(-3.0)  # off by two standard deviations
+    train, valid = split(methane.sample)
+    best, (score,) = search(methane.z, train, valid, [8.0], extend=False)
+    (Rv, Fv, _) = valid
+    assert score.f_r2 == pytest.approx(r2(best.predict(Rv)[1], Fv))
+    assert 0.9 < score.f_r2 < 1.0
+
+
+def test_no_sigma_below_the_kernel_floor_is_tried(methane, caplog):
+    """A validation set that repeats the training geometries rewards ever smaller σ (its
+    error falls ~10× per halving): the extension stops at the floor, where the kernel
+    between neighbouring training geometries, κ(d_nn), falls to KERNEL_FLOOR. Grid values
+    below the floor are skipped, all but the largest if none is above it."""
+    R, E, F = methane.sample(30)
+    data = (R, F, E)
+    d_nn = nearest_neighbour_distance(R, np.arange(5)[None])
+    floor = sigma_floor(d_nn)
+    assert matern(d_nn, floor) == pytest.approx(KERNEL_FLOOR)
+    best, scores = search(methane.z, data, data, [0.5, 1.0], max_extensions=10)
+    tried = sorted(s.sigma for s in scores)
+    assert floor <= tried[0] < 2 * floor  # stopped by the floor, not by max_extensions
+    assert best.sigma == tried[0]
+    assert all(s.sigma_floor == floor and s.kernel_nn >= KERNEL_FLOOR for s in scores)
+    assert "the floor" in caplog.text and "stops the extension" in caplog.text
+    _, scores = search(methane.z, data, data, [floor / 8, floor / 4, 1.0], extend=False)
+    assert [s.sigma for s in scores] == [1.0]
+    _, scores = search(methane.z, data, data, [floor / 8, floor / 4], extend=False)
+    assert [s.sigma for s in scores] == [floor / 4]
+    assert "skipped" in caplog.text and "only the largest" in caplog.text
+    # the permutations the kernel uses: a relabelled copy is a neighbour at distance 0
+    pair = np.stack([R[0], R[0][[0, 2, 1, 3, 4]]])
+    swap = np.array([[0, 1, 2, 3, 4], [0, 2, 1, 3, 4]])
+    assert nearest_neighbour_distance(pair, swap) == pytest.approx(0.0, abs=1e-6)
+    assert nearest_neighbour_distance(pair, swap[:1]) > 0.01

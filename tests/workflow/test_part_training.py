@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import copy  # noqa: E402
+import json  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -130,11 +131,15 @@ def pair_dataset(n: int) -> Dataset:
     system = system_from_config("water_benzene", DEFAULT_SYSTEMS["water_benzene"])
     rng = np.random.default_rng(0)
     R = system.atoms.positions + rng.normal(0, 0.03, (n, system.n_atoms, 3))
-    d = np.linalg.norm(R[:, :, None] - R[:, None], axis=-1) + np.eye(system.n_atoms)
-    E = (1.0 / d).sum(axis=(1, 2)) / 2
-    diff = R[:, :, None] - R[:, None]
-    F = -(diff / d[..., None] ** 3).sum(axis=2)
+    E, F = pair_labels(R)
     return Dataset(R=R, z=system.z, E=E, F=F, name="synthetic", theory="1/r")
+
+
+def pair_labels(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Energies and forces of the 1/r pair sum over geometries R (M, N, 3)."""
+    d = np.linalg.norm(R[:, :, None] - R[:, None], axis=-1) + np.eye(R.shape[1])
+    diff = R[:, :, None] - R[:, None]
+    return (1.0 / d).sum(axis=(1, 2)) / 2, -(diff / d[..., None] ** 3).sum(axis=2)
 
 
 def test_train_uses_the_parts_own_size_and_symmetries(tmp_path):
@@ -191,3 +196,93 @@ def test_a_subset_search_marks_only_the_refit_as_selected(tmp_path):
     assert scores.loc[scores["selected"], "stage"].tolist() == ["refit"]
     assert scores["stage"].iloc[:-1].str.startswith("subset_").all()
     assert load_model(out["model"]).X_train_.shape[0] == 20
+
+
+def test_cards_and_summary_report_each_parts_force_r2(tmp_path):
+    """Water–benzene with learnable fragments (1/r pair forces) and a binding residual of
+    random forces: the evaluation, the cards and summary.md give each part's force R² on
+    validation and test, and summary.md warns that the binding model explains nothing."""
+    from deltagdml.data.delta import build_delta_datasets, write_delta_datasets
+    from deltagdml.data.systems import DEFAULT_SYSTEMS, system_from_config
+    from deltagdml.workflow.steps.evaluate import LOW_R2, evaluate, model_card, summarise
+
+    system = system_from_config("water_benzene", DEFAULT_SYSTEMS["water_benzene"])
+    ds, rng = pair_dataset(60), np.random.default_rng(1)
+    labels = {"R": ds.R, "z": ds.z, "frame_index": np.arange(60), "n_fragments": 2}
+    labels |= {"E": rng.normal(size=60), "F": rng.normal(size=ds.F.shape)}
+    for k, idx in enumerate(system.fragments):
+        labels[f"frag_idx_{k}"] = idx
+        labels[f"E_frag_{k}"], labels[f"F_frag_{k}"] = pair_labels(ds.R[:, idx])
+        labels["E"] += labels[f"E_frag_{k}"]
+        labels["F"][:, idx] += labels[f"F_frag_{k}"]
+    paths = write_delta_datasets(build_delta_datasets(system, labels, "1/r"), tmp_path)
+    config = water_benzene_config()
+    config["training"].update(sigmas=[10], symmetries="none")
+    splits = str(tmp_path / "s.npz")
+    split(config=config, system="water_benzene", full=str(paths["full"]), splits=splits)
+    parts = ["full", "fragment_0", "fragment_1", "binding"]
+    files = {p: {k: str(tmp_path / f"m_{p}{k}") for k in (".npz", ".csv", ".t.csv")} for p in parts}
+    for part in parts:
+        train_model(
+            config=config,
+            system="water_benzene",
+            part=part,
+            dataset=str(paths[part]),
+            splits=splits,
+            model=files[part][".npz"],
+            scores=files[part][".csv"],
+            timing=files[part][".t.csv"],
+        )
+    scores = [files[p][".csv"] for p in parts]
+    out = {k: str(tmp_path / k) for k in ("metrics.csv", "fragments.csv", "pred.npz")}
+    evaluate(
+        config=config,
+        system="water_benzene",
+        models={p: files[p][".npz"] for p in parts},
+        scores=scores,
+        full_dataset=str(paths["full"]),
+        binding_dataset=str(paths["binding"]),
+        splits=splits,
+        metrics=out["metrics.csv"],
+        fragments=out["fragments.csv"],
+        predictions=out["pred.npz"],
+    )
+    metrics = pd.read_csv(out["metrics.csv"]).set_index("model")
+    cards = {}
+    for card in ("fragment_0", "binding", "delta"):
+        model_card(
+            config=config,
+            system="water_benzene",
+            card=card,
+            model=files.get(card, files["binding"])[".npz"],
+            dataset=None if card == "delta" else str(paths[card]),
+            splits=splits,
+            scores=scores,
+            metrics=out["metrics.csv"],
+            output=str(tmp_path / f"{card}.json"),
+        )
+        cards[card] = json.loads((tmp_path / f"{card}.json").read_text())
+    tested = dict(item.split("=") for item in metrics.loc["delta", "part_f_r2_test"].split(";"))
+    validated = dict(item.split("=") for item in metrics.loc["delta", "part_f_r2_valid"].split(";"))
+    assert float(tested["fragment_0"]) > 0.9 and cards["fragment_0"]["validation"]["f_r2"] > 0.9
+    for part in ("fragment_0", "binding"):  # the evaluation's R² is the card's, on its dataset
+        assert float(tested[part]) == pytest.approx(cards[part]["test"]["f_r2"], abs=1e-4)
+        assert float(validated[part]) == pytest.approx(cards[part]["validation"]["f_r2"], abs=1e-4)
+    assert cards["binding"]["test"]["f_r2"] < LOW_R2
+    assert cards["delta"]["test"]["f_r2"] == pytest.approx(metrics.loc["delta", "f_r2"])
+    tables = ("metrics", "comparison", "fragments", "training_times", "paper")
+    summary = {k: str(tmp_path / f"all_{k}.csv") for k in tables}
+    figures = [(f, x) for f in ("fig6", "fig7") for x in ("png", "pdf")]
+    summary |= {f"{f}_{x}": str(tmp_path / f"{f}.{x}") for f, x in figures}
+    summary["summary"] = str(tmp_path / "summary.md")
+    summarise(
+        metrics=[out["metrics.csv"]],
+        fragments=[out["fragments.csv"]],
+        timings=[files[p][".t.csv"] for p in parts],
+        presets={"water_benzene": "water_benzene"},
+        names={"water_benzene": "water–benzene"},
+        out=summary,
+    )
+    text = (tmp_path / "summary.md").read_text()
+    assert "| water_benzene | binding |" in text and "R² validation | R² test" in text
+    assert "Warning: the binding model of water_benzene explains almost nothing" in text

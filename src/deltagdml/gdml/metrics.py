@@ -15,6 +15,16 @@ def rmse(pred: np.ndarray, ref: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(pred) - np.asarray(ref)) ** 2)))
 
 
+def r2(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Explained variance R² = 1 − Σ(ref − pred)² / Σ(ref − mean ref)², both sums over all
+    components (every geometry, atom and Cartesian axis) and the mean over them all: 1 for
+    exact predictions, 0 for predicting the mean, negative for worse (NaN if ref is
+    constant). Dimensionless."""
+    pred, ref = np.asarray(pred, dtype=float), np.asarray(ref, dtype=float)
+    total = float(np.sum((ref - ref.mean()) ** 2))
+    return 1.0 - float(np.sum((ref - pred) ** 2)) / total if total > 0 else float("nan")
+
+
 #: Unit of each test error; tables name their columns ``<quantity>_<unit>``.
 ERROR_UNITS = {
     "e_mae": "kcal_mol",
@@ -27,6 +37,8 @@ ERROR_COLUMN = {q: f"{q}_{unit}" for q, unit in ERROR_UNITS.items()}
 E_MAE, E_RMSE, F_MAE, F_RMSE = ERROR_COLUMN.values()
 #: Column names of the test errors, energies in kcal/mol, forces in kcal/mol/Å.
 ERROR_COLUMNS = tuple(ERROR_COLUMN.values())
+#: Column of the forces' explained variance (:func:`r2`, dimensionless).
+F_R2 = "f_r2"
 
 
 def error_summary(

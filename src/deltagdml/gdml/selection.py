@@ -1,4 +1,10 @@
-"""Length-scale (σ) selection on a validation set, as in sGDML's cross-validation."""
+"""Length-scale (σ) selection on a validation set, as in sGDML's cross-validation.
+
+The criterion is the validation force MAE (:data:`CRITERION`): a few extreme frames (on
+the repulsive wall, where binding forces have heavy tails) dominate the RMSE and can pull
+it to a σ far below the one that predicts the other frames best. No σ is tried below
+:func:`sigma_floor`, where the kernel between neighbouring training geometries vanishes.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +14,27 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.optimize import brentq
 
 from deltagdml.errors import ModelError
 from deltagdml.gdml.dataset import Dataset
-from deltagdml.gdml.metrics import ERROR_COLUMN, error_summary
+from deltagdml.gdml.descriptor import descriptor
+from deltagdml.gdml.metrics import ERROR_COLUMN, F_MAE, error_summary, r2
 from deltagdml.gdml.model import GDMLModel, check_training_data
 from deltagdml.gdml.solvers.choice import choose_solver
 from deltagdml.gdml.solvers.nystrom import IterativeOptions
+from deltagdml.gdml.symmetry import descriptor_permutation
 from deltagdml.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
 #: SigmaScore field of each error column of :func:`error_summary`.
 _FIELD_OF_COLUMN = {column: q for q, column in ERROR_COLUMN.items()}
+#: The validation error σ is chosen by (lowest wins), as named in the scores table.
+CRITERION = F_MAE
+#: Smallest Matérn-5/2 kernel value κ(d_nn) between neighbouring training geometries that
+#: a σ may give (:func:`sigma_floor`): at κ(d_nn) = 0.11 the methane dimer's binding model
+#: explained nothing of its validation forces (R² −0.07).
+KERNEL_FLOOR = 0.1
 
 
 @dataclass
@@ -35,6 +50,14 @@ class SigmaScore:
     #: how σ came to be tried: grid, coarse, fine, extension, subset_… or refit
     #: (:func:`select_sigma`)
     stage: str = "grid"
+    #: explained variance of the validation forces (:func:`~deltagdml.gdml.metrics.r2`)
+    f_r2: float = float("nan")
+    #: kernel κ(d_nn) between neighbouring training geometries at this σ (:func:`sigma_floor`)
+    kernel_nn: float = float("nan")
+    #: the smallest σ the search may try (:func:`sigma_floor`; 0: no floor)
+    sigma_floor: float = 0.0
+    #: the column σ is chosen by, lowest first
+    criterion: str = CRITERION
 
     def as_dict(self) -> dict[str, float]:
         """The scores as a table row, error columns named with their units."""
@@ -70,15 +93,21 @@ def select_sigma(
     warm_start: bool = False,
     subset: int | None = None,
 ) -> tuple[GDMLModel, list[SigmaScore]]:
-    """Train models over the σ grid and keep the lowest validation force RMSE.
+    """Train models over the σ grid and keep the lowest validation force MAE
+    (:data:`CRITERION`; the first of equal ones).
 
     ``search="grid"`` trains every σ in ascending order and stops once the validation
-    force RMSE has risen ``patience`` times in a row. ``"coarse_to_fine"`` trains every
+    force MAE has risen ``patience`` times in a row. ``"coarse_to_fine"`` trains every
     second σ that way, then the grid neighbours of the best one: the same answer as the
     full grid when the validation error is unimodal along the grid, with fewer fits.
     With ``extend``, a best σ at either end of the grid is followed outwards by the
     grid's own end ratio until the validation error rises (at most ``max_extensions``
     steps). Each score records its ``stage``: grid, coarse, fine or extension.
+
+    No σ below :func:`sigma_floor` of the training geometries is tried: grid values
+    below it are skipped (all but the largest, if none is above it) and the extension
+    downwards stops there, each with a log line; every score records the floor and
+    κ(d_nn) at its σ.
 
     The permutation group and the kernel buffer are shared by all σ; with ``warm_start``
     the iterative solver starts from the coefficients of the nearest σ trained before
@@ -104,6 +133,8 @@ def select_sigma(
             solver=solver, max_memory_gb=max_memory_gb, iterative=iterative, search=search,
             extend=extend, max_extensions=max_extensions, warm_start=warm_start,
         )  # fmt: skip
+    d_nn = nearest_neighbour_distance(R, group)
+    floor = sigma_floor(d_nn)
     n = F.size
     analytic = choose_solver(solver, *R.shape[:2], len(group), max_memory_gb) == "analytic"
     buffer = np.empty(n * n) if analytic else None
@@ -129,13 +160,21 @@ def select_sigma(
         E_pred, F_pred = model.predict(R_valid)
         err = error_summary(E_pred if E is not None else None, F_pred, E_valid, F_valid)
         fields = {_FIELD_OF_COLUMN[k]: v for k, v in err.items()}
-        score = SigmaScore(sigma=sigma, train_s=train_s, stage=stage, **fields)
+        score = SigmaScore(
+            sigma=sigma,
+            train_s=train_s,
+            stage=stage,
+            f_r2=r2(F_pred, F_valid),
+            kernel_nn=float(matern(d_nn, sigma)),
+            sigma_floor=floor,
+            **fields,
+        )
         models[sigma] = model
         scores.append(score)
         message = (
             f"σ={sigma:g} ({stage}): validation force MAE {score.f_mae:.4f}, RMSE "
-            f"{score.f_rmse:.4f} kcal/mol/Å; energy MAE {score.e_mae:.4f} kcal/mol "
-            f"({train_s:.1f} s)"
+            f"{score.f_rmse:.4f} kcal/mol/Å, R² {score.f_r2:.3f}; energy MAE "
+            f"{score.e_mae:.4f} kcal/mol; κ(d_nn) {score.kernel_nn:.3g} ({train_s:.1f} s)"
         )
         log.info(message)
         if progress is not None:
@@ -143,9 +182,25 @@ def select_sigma(
         return score
 
     def best_sigma() -> float:
-        return min(scores, key=lambda s: s.f_rmse).sigma  # the first of equal ones
+        return _best(scores).sigma
 
-    grid = sorted({float(s) for s in sigmas})
+    given = sorted({float(s) for s in sigmas})
+    grid = [s for s in given if s >= floor] or given[-1:]
+    message = (
+        f"σ chosen by the lowest validation force MAE, not below the floor {floor:.3g}: "
+        f"κ = {KERNEL_FLOOR:g} at the training geometries' median nearest-neighbour "
+        f"descriptor distance d_nn = {d_nn:.3g} Å⁻¹"
+    )
+    log.info(message)
+    if progress is not None:
+        progress(message)
+    if len(grid) < len(given):
+        below = ", ".join(f"{s:g}" for s in given if s < floor and s not in grid)
+        log.warning("σ = %s below the floor %.3g: skipped", below, floor)
+    if grid[0] < floor:
+        log.warning(
+            "every σ lies below the floor %.3g: only the largest, %g, is tried", floor, grid[0]
+        )
     if search == "grid":
         _ascending(grid, lambda s: train(s, "grid"), patience)
     else:
@@ -154,14 +209,19 @@ def select_sigma(
         for j in (i - 1, i + 1):
             if 0 <= j < len(grid) and grid[j] not in models:
                 train(grid[j], "fine")
-    if extend and len(grid) > 1:
-        for end, ratio in ((grid[0], grid[0] / grid[1]), (grid[-1], grid[-1] / grid[-2])):
+    ends = grid if len(grid) > 1 else given  # the end ratios of the grid searched
+    if extend and len(ends) > 1:
+        for end, ratio in ((grid[0], ends[0] / ends[1]), (grid[-1], ends[-1] / ends[-2])):
             sigma, steps = end, 0
-            while best_sigma() == sigma and steps < max_extensions:
+            floored = ratio < 1 and sigma * ratio < floor
+            while best_sigma() == sigma and steps < max_extensions and not floored:
                 sigma, steps = sigma * ratio, steps + 1
                 train(sigma, "extension")
-            if best_sigma() == sigma and steps:
-                log.warning("σ=%g is still the best after %d extensions of the grid", sigma, steps)
+                floored = ratio < 1 and sigma * ratio < floor
+            if best_sigma() == sigma and floored:
+                log.warning("σ=%g is the best; the floor %.3g stops the extension", sigma, floor)
+            elif best_sigma() == sigma and steps:
+                log.warning("σ=%g is still the best after %d extensions", sigma, steps)
     best = models[best_sigma()]
     best.kernel_buffer = None  # the search's scratch: a kept model must not pin (3N·M)² floats
     return best, scores
@@ -185,23 +245,67 @@ def _select_on_subset(
     _, scores = select_sigma(R[idx], z, F[idx], E_sub, R_valid, F_valid, E_valid, sigmas, **options)
     for score in scores:
         score.stage = f"subset_{score.stage}"
-    sigma = min(scores, key=lambda s: s.f_rmse).sigma
+    sigma = _best(scores).sigma
     options = {**options, "extend": False, "search": "grid"}
     model, final = select_sigma(R, z, F, E, R_valid, F_valid, E_valid, [sigma], **options)
     final[0].stage = "refit"
     return model, [*scores, final[0]]
 
 
+def _error(score: SigmaScore) -> float:
+    """The validation error σ is chosen by (:data:`CRITERION`)."""
+    return getattr(score, _FIELD_OF_COLUMN[CRITERION])
+
+
+def _best(scores: list[SigmaScore]) -> SigmaScore:
+    """The score with the lowest :data:`CRITERION`, the first of equal ones."""
+    return min(scores, key=_error)
+
+
 def _ascending(grid: list[float], train: Callable[[float], SigmaScore], patience: int) -> None:
-    """Train σ in ascending order until the validation force RMSE has risen ``patience``
-    times in a row."""
+    """Train σ in ascending order until the validation error (:data:`CRITERION`) has risen
+    ``patience`` times in a row."""
     rises, previous = 0, None
     for sigma in grid:
         score = train(sigma)
-        rises = rises + 1 if previous is not None and score.f_rmse > previous.f_rmse else 0
+        rises = rises + 1 if previous is not None and _error(score) > _error(previous) else 0
         if rises >= patience:
             return
         previous = score
+
+
+def matern(r: float | np.ndarray, sigma: float) -> float | np.ndarray:
+    """Matérn-5/2 kernel κ(r) = (1 + u + u²/3) e^{−u}, u = √5 r/σ (r and σ in Å⁻¹)."""
+    u = np.sqrt(5.0) * np.asarray(r, dtype=float) / sigma
+    return (1.0 + u + u * u / 3.0) * np.exp(-u)
+
+
+def nearest_neighbour_distance(R: np.ndarray, perms: np.ndarray) -> float:
+    """d_nn: the median over geometries ``R`` (M, N, 3) of the inverse-distance descriptor
+    distance (Å⁻¹) to the nearest other geometry, minimised over the atom permutations
+    ``perms`` (P, N) as in the kernel; NaN for fewer than two geometries."""
+    X = descriptor(R)
+    M = len(X)
+    if M < 2:
+        return float("nan")
+    sq = np.einsum("md,md->m", X, X)
+    d2 = np.full((M, M), np.inf)
+    for perm in perms:
+        np.minimum(
+            d2, sq[:, None] + sq[None, :] - 2.0 * X @ X[:, descriptor_permutation(perm)].T, out=d2
+        )
+    d2[np.arange(M), np.arange(M)] = np.inf
+    return float(np.median(np.sqrt(np.clip(d2.min(axis=1), 0.0, None))))
+
+
+def sigma_floor(d_nn: float) -> float:
+    """The σ (Å⁻¹) at which κ(d_nn) = :data:`KERNEL_FLOOR` (:func:`matern`): below it the
+    kernel between neighbouring training geometries (d_nn: :func:`nearest_neighbour_distance`)
+    vanishes and the model learns next to nothing. 0 (no floor) when d_nn is undefined."""
+    if not np.isfinite(d_nn):
+        return 0.0
+    u = brentq(lambda u: float(matern(u, np.sqrt(5.0))) - KERNEL_FLOOR, 0.0, 100.0)  # κ at u
+    return float(np.sqrt(5.0) * d_nn / u)
 
 
 def select_sigma_configured(

@@ -20,14 +20,17 @@ from deltagdml.data.calculators import calculator_label
 from deltagdml.data.splits import load_splits, union_train_indices
 from deltagdml.data.systems import model_parts
 from deltagdml.gdml.composite import DeltaModel
-from deltagdml.gdml.dataset import load_dataset
-from deltagdml.gdml.metrics import ERROR_COLUMNS, ERROR_UNITS, F_MAE, error_summary, mae
+from deltagdml.gdml.dataset import Dataset, load_dataset
+from deltagdml.gdml.metrics import ERROR_COLUMNS, ERROR_UNITS, F_MAE, F_R2, error_summary, mae, r2
 from deltagdml.gdml.model_io import load_model
 from deltagdml.version import __version__
 from deltagdml.workflow.config import load_system, sampling_settings, system_entry
 from deltagdml.workflow.steps.data import theory_label
 
 log = logging.getLogger(__name__)
+#: Test force R² (:func:`~deltagdml.gdml.metrics.r2`) below which a binding model counts as
+#: having learned almost nothing: a warning in the log and in ``summary.md``.
+LOW_R2 = 0.1
 
 
 def model_card(
@@ -43,14 +46,14 @@ def model_card(
     output: str,
 ) -> None:
     """A JSON card beside model ``card`` (full, fragment_k, binding or delta): level of
-    theory, sampler, σ, training size, validation and test errors, units.
+    theory, sampler, σ, training size, validation and test errors and force R², units.
 
     The full and Δ models' test errors are those of the evaluation (the complex's test
     split); a part's are on its own dataset's test split.
     """
     entry = system_entry(config, system)
     s = sampling_settings(config, system) if "dataset" not in entry else None
-    chosen = pd.concat([pd.read_csv(p) for p in scores]).query("selected").set_index("part")
+    chosen = _selected_scores(scores)
     out: dict = {
         "model": card,
         "file": Path(model).name,
@@ -70,19 +73,44 @@ def model_card(
             "sigma": gdml.sigma,
             "n_train": int(gdml.X_train_.shape[0]),
             "n_perms": int(len(gdml.perms_)),
-            "validation": {k: float(chosen.loc[card, k]) for k in ERROR_COLUMNS},
+            "validation": {k: float(chosen.loc[card, k]) for k in (*ERROR_COLUMNS, F_R2)},
         }
     tested = pd.read_csv(metrics).set_index("model")
     if card in tested.index:
         row = tested.loc[card]
         out["n_train"] = int(row["n_train"])
-        out["test"] = {"n_test": int(row["n_test"]), **{k: float(row[k]) for k in ERROR_COLUMNS}}
+        errors = {k: float(row[k]) for k in (*ERROR_COLUMNS, F_R2)}
+        out["test"] = {"n_test": int(row["n_test"]), **errors}
     else:
         ds = load_dataset(dataset)
         test = ds.subset(load_splits(splits, ds.n_geometries)["test"])
         E, F = gdml.predict(test.R)
-        out["test"] = {"n_test": test.n_geometries, **error_summary(E, F, test.E, test.F)}
+        errors = {**error_summary(E, F, test.E, test.F), F_R2: r2(F, test.F)}
+        out["test"] = {"n_test": test.n_geometries, **errors}
     write_text_atomic(output, json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+
+
+def _selected_scores(scores: list[str]) -> pd.DataFrame:
+    """The selected σ's row of each part's scores file, by part (validation R² NaN in files
+    written before it was recorded)."""
+    chosen = pd.concat([pd.read_csv(p) for p in scores]).query("selected").set_index("part")
+    return chosen if F_R2 in chosen else chosen.assign(**{F_R2: float("nan")})
+
+
+def _part_test_r2(
+    delta: DeltaModel, test: Dataset, F_binding: np.ndarray, F_full: np.ndarray
+) -> dict[str, float]:
+    """Test force R² of each part on its own targets: the complex's forces (full, predicted
+    ``F_full``), the binding residual ``F_binding`` (binding) and each learned fragment's
+    isolated forces, F − F_binding on its atoms."""
+    out, learned = {"full": r2(F_full, test.F)}, delta.parts()
+    for part, (_, F) in delta.predict_parts(test.R).items():
+        if part == "binding":
+            out[part] = r2(F, F_binding)
+        elif part in learned:
+            atoms = delta.fragments[int(part.removeprefix("fragment_"))].atoms
+            out[part] = r2(F, (test.F - F_binding)[:, atoms])
+    return out
 
 
 def evaluate(
@@ -100,7 +128,10 @@ def evaluate(
     base_dir: str = ".",
 ) -> None:
     """Test-set errors of the full and Δ models (overall and per fragment) from the part
-    ``models``; σ and permutation counts from the ``scores`` files."""
+    ``models``; σ and permutation counts from the ``scores`` files. Each row also holds the
+    force R² of its model (``f_r2``) and of its parts on validation and test
+    (``part_f_r2_valid``, ``part_f_r2_test``: ``part=R²;…``); a binding model with test
+    R² below :data:`LOW_R2` is warned about."""
     complex_ = load_system(config, system, base_dir)
     ds = load_dataset(full_dataset)
     split = load_splits(splits, ds.n_geometries)
@@ -111,8 +142,16 @@ def evaluate(
     delta.check_atoms(ds.z, full_dataset)
     E_full, F_full = full.predict(test.R)
     E_delta, F_delta = delta.predict(test.R)
-    table = pd.concat([pd.read_csv(p) for p in scores])
-    chosen = table[table["selected"]].set_index("part")
+    chosen = _selected_scores(scores)
+    F_binding = load_dataset(binding_dataset).subset(split["test"]).F
+    test_r2 = _part_test_r2(delta, test, F_binding, F_full)
+    if test_r2["binding"] < LOW_R2:
+        log.warning(
+            "%s: the binding model explains almost nothing of its forces (test R² %.3f < %g)",
+            system,
+            test_r2["binding"],
+            LOW_R2,
+        )
     rows = []
     for label, E, F, parts in (
         ("full", E_full, F_full, ["full"]),
@@ -126,8 +165,11 @@ def evaluate(
                 "n_train": len(union_train_indices(split, parts)),
                 "n_test": test.n_geometries,
                 **error_summary(E, F, test.E, test.F),
+                F_R2: r2(F, test.F),
                 "sigma": ";".join(f"{p}={chosen.loc[p, 'sigma']:g}" for p in parts),
                 "n_perms": ";".join(f"{p}={int(chosen.loc[p, 'n_perms'])}" for p in parts),
+                "part_f_r2_valid": ";".join(f"{p}={chosen.loc[p, F_R2]:.4f}" for p in parts),
+                "part_f_r2_test": ";".join(f"{p}={test_r2[p]:.4f}" for p in parts),
             }
         )
     frag_rows = []
@@ -161,6 +203,11 @@ def evaluate(
         e_unit=np.array("kcal/mol"),
         r_unit=np.array("Ang"),
     )
+
+
+def _by_part(cell: str) -> dict[str, float]:
+    """A ``part=value;…`` cell of the metrics table as {part: value}."""
+    return {part: float(v) for part, v in (item.split("=") for item in cell.split(";"))}
 
 
 def summarise(
@@ -241,6 +288,27 @@ def summarise(
             f"| {r['system']} | {r['fragment']} | {r['n_atoms']} | {r['full']:.4f} | "
             f"{r['delta']:.4f} |"
         )
+    lines += [
+        "",
+        "Explained variance of each part's forces, R² = 1 − Σ|F − F̂|² / Σ|F − F̄|² over all "
+        "force components (F̄ their mean):",
+        "",
+        "| system | part | R² validation | R² test |",
+        "|---|---|---|---|",
+    ]
+    warnings = []
+    for _, r in all_metrics.iterrows():
+        valid, test = _by_part(r["part_f_r2_valid"]), _by_part(r["part_f_r2_test"])
+        for part in test:
+            lines.append(f"| {r['system']} | {part} | {valid[part]:.4f} | {test[part]:.4f} |")
+            if part == "binding" and test[part] < LOW_R2:
+                warnings.append(
+                    f"Warning: the binding model of {r['system']} explains almost nothing of "
+                    f"its forces (test R² {test[part]:.3f} < {LOW_R2:g})."
+                )
+    for warning in warnings:
+        log.warning(warning)
+        lines += ["", f"**{warning}**"]
     paper = paper_comparison(comparison, all_metrics, presets)
     with atomic_path(out["paper"]) as tmp:
         paper.to_csv(tmp, index=False, float_format="%.6g")
