@@ -165,7 +165,7 @@ class DynamicsSettings:
     temperatures_K: tuple[float, ...] = (10, 100, 200, 300, 400)
     models: tuple[str, ...] = ("full", "delta")
     timestep_fs: float = 0.5
-    duration_ps: float = 1.0
+    duration_ps: float = 5.0
     stride: int = 10
     friction_per_fs: float = 0.01
     #: start geometry: the training geometry of 'median_energy' or 'lowest_energy'

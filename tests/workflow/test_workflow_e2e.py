@@ -1,6 +1,7 @@
 """End-to-end run of the Snakemake workflow on a tiny config, checking what it produced."""
 
 import copy
+import json
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from deltagdml.data.splits import load_splits, train_indices
 from deltagdml.gdml.dataset import load_dataset
 from deltagdml.gdml.model_io import load_model
 
@@ -292,3 +294,102 @@ def test_delta_model_file_and_cards_match_the_evaluation(tiny_run):
     np.testing.assert_allclose(frames[0].get_forces() * KCAL_MOL_PER_EV, ds.F[0], atol=1e-5)
     run = ase.io.read(folder / "dynamics" / "runs" / "delta_300K.extxyz", ":")
     assert np.isfinite(run[-1].get_potential_energy())
+
+
+# The active-learning loop on the finished tiny run: rounds add the frames their
+# exploration flagged to the parts that needed them, keep the test set, lower the retrained
+# parts' uncertainty on those frames, stop when nothing leaves the data, and rerun
+# byte-identically.
+
+LOOP = {
+    "enabled": True,
+    "max_rounds": 2,
+    "temperatures_K": [300, 600],
+    "n_starts": 1,
+    "duration_ps": 0.5,
+    "stride": 5,
+    "budget": 4,
+    "md_test_frames": 8,
+}
+
+
+@pytest.fixture(scope="module")
+def loop_run(tiny_run, tmp_path_factory):
+    """The finished tiny run with the loop switched on: water–benzene explores hot, Na⁺–
+    benzene at 1 K for 0.05 ps, where it cannot leave its data."""
+    results, config, _ = tiny_run
+    work = tmp_path_factory.mktemp("loop")
+    shutil.copytree(results.parent / "results", work / "results")
+    config = copy.deepcopy(config)
+    config["active_learning"] = LOOP
+    config["systems"]["na_benzene"]["active_learning"] = {
+        "temperatures_K": [1],
+        "duration_ps": 0.05,
+    }
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake("--cores", "2", "--configfile", "config.yaml", cwd=work)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return work
+
+
+def test_rounds_add_flagged_frames_to_the_parts_that_needed_them(loop_run):
+    folder = loop_run / "results" / "water_benzene"
+    rounds = pd.read_csv(folder / "loop" / "rounds.csv")
+    assert rounds["round"].min() == 0 and rounds["round"].max() >= 1
+    assert (folder / "loop" / "rounds.png").stat().st_size > 10_000
+    first = folder / "loop" / "round_1"
+    selected = np.load(first / "selected.npz")
+    assert 0 < len(selected["R"]) <= LOOP["budget"]
+    before, after = load_splits(folder / "splits.npz"), load_splits(first / "splits.npz")
+    n0 = max(max(v) for v in before.values()) + 1
+    for k, part in enumerate(selected["parts"]):
+        added = np.setdiff1d(train_indices(after, str(part)), train_indices(before, str(part)))
+        np.testing.assert_array_equal(added, n0 + np.flatnonzero(selected["needs"][:, k]))
+        for key in ("valid", "test"):  # the test set never receives loop frames
+            np.testing.assert_array_equal(after[key], before[key])
+        if added.size:
+            old = load_model(folder / "models" / f"{part}.npz")
+            new = load_model(first / "models" / f"{part}.npz")
+            atoms = slice(None) if part == "binding" else _fragment_atoms(folder, str(part))
+            R = selected["R"][selected["needs"][:, k]][:, atoms]
+            assert np.all(new.predict_std(R) < old.predict_std(R))
+    metrics = pd.read_csv(folder / "evaluation" / "metrics.csv").set_index("model")
+    assert metrics.loc["full", "n_train"] == len(train_indices(load_splits(_final(folder)), "full"))
+    md_test = pd.read_csv(folder / "evaluation" / "md_test_metrics.csv").set_index("model")
+    assert set(md_test.index) == {"full", "delta"} and (md_test["n_test"] == 8).all()
+    assert np.isfinite(md_test["f_mae_kcal_mol_A"]).all()
+
+
+def _fragment_atoms(folder, part: str) -> np.ndarray:
+    return np.load(folder / "datasets" / f"{part}.npz")["atom_indices"]
+
+
+def _final(folder):
+    rounds = sorted(folder.glob("loop/round_*/splits.npz"))
+    return rounds[-1] if rounds else folder / "splits.npz"
+
+
+def test_the_round_checkpoint_stops_when_nothing_leaves_the_data(loop_run):
+    folder = loop_run / "results" / "na_benzene"
+    decision = json.loads((folder / "loop" / "round_1" / "decision.json").read_text())
+    assert decision["converged"] and not decision["continue"], decision
+    assert not (folder / "loop" / "round_1" / "new_labels.npz").exists()
+    assert not (folder / "loop" / "round_2").exists()
+    # round 0's models are final: the full model on the same geometries is the same file
+    final = (folder / "loop" / "final" / "full.npz").read_bytes()
+    assert final == (folder / "models" / "full.npz").read_bytes()
+    assert (folder / "loop" / "final" / "delta.npz").read_bytes() == (
+        folder / "models" / "delta.npz"
+    ).read_bytes()
+
+
+def test_a_rerun_of_a_round_is_byte_identical(loop_run):
+    first = loop_run / "results" / "water_benzene" / "loop" / "round_1"
+    names = ["selected.npz", "labels.npz", "splits.npz", "models/delta.npz", "models/binding.npz"]
+    before = {name: (first / name).read_bytes() for name in names}
+    shutil.rmtree(first)
+    target = "results/water_benzene/loop/round_1/models/delta.npz"
+    run = snakemake("--cores", "2", "--configfile", "config.yaml", target, cwd=loop_run)
+    assert run.returncode == 0, run.stderr[-4000:]
+    for name in names:
+        assert (first / name).read_bytes() == before[name], name

@@ -170,7 +170,7 @@ def plot_stability(table: pd.DataFrame, names: Mapping[str, str], png: str, pdf:
                     (j, i), 1, 1, color=STABLE_COLOR if stable else UNSTABLE_COLOR, ec="white"
                 )
             )
-            left = r["left_data_time_ps"]
+            left = float(r.get("left_data_time_ps", np.nan))  # absent in older tables
             ax.text(
                 j + 0.5,
                 i + (0.5 if np.isnan(left) else 0.38),
