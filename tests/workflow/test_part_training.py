@@ -270,6 +270,13 @@ def test_cards_and_summary_report_each_parts_force_r2(tmp_path):
         assert float(validated[part]) == pytest.approx(cards[part]["validation"]["f_r2"], abs=1e-4)
     assert cards["binding"]["test"]["f_r2"] < LOW_R2
     assert cards["delta"]["test"]["f_r2"] == pytest.approx(metrics.loc["delta", "f_r2"])
+    for part in ("fragment_0", "binding"):  # the estimator and its stored threshold
+        stored = load_model(files[part][".npz"]).uncertainty_threshold_
+        assert cards[part]["uncertainty"] == {
+            "method": "gp",
+            "unit": "kcal/mol",
+            "threshold": stored,
+        }
     tables = ("metrics", "comparison", "fragments", "training_times", "paper")
     summary = {k: str(tmp_path / f"all_{k}.csv") for k in tables}
     figures = [(f, x) for f in ("fig6", "fig7") for x in ("png", "pdf")]

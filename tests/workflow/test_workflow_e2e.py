@@ -284,6 +284,8 @@ def test_delta_model_file_and_cards_match_the_evaluation(tiny_run):
         assert content["level_of_theory"] == "GFN2-xTB (tblite)"
         assert content["units"]["force"] == "kcal/mol/Ang"
         assert content["test"]["n_test"] == config["training"]["n_test"]
+        stored = content["parts"] if card == "delta" else {card: content}
+        assert all(entry["uncertainty"]["threshold"] > 0 for entry in stored.values())
         if card in metrics.index:
             test_mae = content["test"]["f_mae_kcal_mol_A"]
             assert test_mae == pytest.approx(metrics.loc[card, "f_mae_kcal_mol_A"])

@@ -21,8 +21,11 @@ from deltagdml.data.splits import load_splits, union_train_indices
 from deltagdml.data.systems import model_parts
 from deltagdml.gdml.composite import DeltaModel
 from deltagdml.gdml.dataset import Dataset, load_dataset
+from deltagdml.gdml.delta_io import load_model as load_any_model
 from deltagdml.gdml.metrics import ERROR_COLUMNS, ERROR_UNITS, F_MAE, F_R2, error_summary, mae, r2
+from deltagdml.gdml.model import GDMLModel
 from deltagdml.gdml.model_io import load_model
+from deltagdml.gdml.uncertainty import UNITS as UNCERTAINTY_UNITS
 from deltagdml.version import __version__
 from deltagdml.workflow.config import load_system, sampling_settings, system_entry
 from deltagdml.workflow.steps.data import theory_label
@@ -46,7 +49,8 @@ def model_card(
     output: str,
 ) -> None:
     """A JSON card beside model ``card`` (full, fragment_k, binding or delta): level of
-    theory, sampler, σ, training size, validation and test errors and force R², units.
+    theory, sampler, σ, training size, validation and test errors and force R², units, and
+    the uncertainty estimator with its calibrated threshold (per part for Δ).
 
     The full and Δ models' test errors are those of the evaluation (the complex's test
     split); a part's are on its own dataset's test split.
@@ -65,8 +69,13 @@ def model_card(
         "code_version": f"deltagdml {__version__}",
     }
     if card == "delta":
-        parts = chosen.index.drop("full")
-        out["parts"] = {p: {"sigma": float(chosen.loc[p, "sigma"])} for p in parts}
+        loaded = load_any_model(model)
+        learned = loaded.parts() if isinstance(loaded, DeltaModel) else {}
+        out["parts"] = {
+            p: {"sigma": float(chosen.loc[p, "sigma"])}
+            | ({"uncertainty": _uncertainty(learned[p])} if p in learned else {})
+            for p in chosen.index.drop("full")
+        }
     else:
         gdml = load_model(model)
         out |= {
@@ -74,6 +83,7 @@ def model_card(
             "n_train": int(gdml.X_train_.shape[0]),
             "n_perms": int(len(gdml.perms_)),
             "validation": {k: float(chosen.loc[card, k]) for k in (*ERROR_COLUMNS, F_R2)},
+            "uncertainty": _uncertainty(gdml),
         }
     tested = pd.read_csv(metrics).set_index("model")
     if card in tested.index:
@@ -88,6 +98,15 @@ def model_card(
         errors = {**error_summary(E, F, test.E, test.F), F_R2: r2(F, test.F)}
         out["test"] = {"n_test": test.n_geometries, **errors}
     write_text_atomic(output, json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+
+
+def _uncertainty(model: GDMLModel) -> dict:
+    """A card's entry for a model's uncertainty estimator and its calibrated threshold."""
+    return {
+        "method": model.uncertainty,
+        "unit": UNCERTAINTY_UNITS[model.uncertainty],
+        "threshold": model.uncertainty_threshold_,
+    }
 
 
 def _selected_scores(scores: list[str]) -> pd.DataFrame:
