@@ -18,6 +18,19 @@ LEFT_DATA_COLOR = "#b35806"
 RANDOM_MSAD = np.pi**2 / 3 + 2
 
 
+def _model_panels(n: int, sharex: bool) -> tuple[plt.Figure, np.ndarray]:
+    """One row of ``n`` panels, one per model, sharing the y axis."""
+    return plt.subplots(
+        1,
+        n,
+        figsize=(2.9 * n + 0.6, 2.6),
+        sharex=sharex,
+        sharey=True,
+        squeeze=False,
+        constrained_layout=True,
+    )
+
+
 def _models(table: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(table["model"]))
 
@@ -100,14 +113,7 @@ def plot_msad(
     """MSAD (rad²) of the guest against lag time (ps), one panel per model, of the system
     named ``label``."""
     models, temps = _models(table), _temperatures(table)
-    fig, axes = plt.subplots(
-        1,
-        len(models),
-        figsize=(2.9 * len(models) + 0.6, 2.6),
-        sharey=True,
-        squeeze=False,
-        constrained_layout=True,
-    )
+    fig, axes = _model_panels(len(models), sharex=False)
     colors = plt.get_cmap("plasma")(np.linspace(0.0, 0.85, len(temps)))
     status = table.set_index(["model", "temperature_K"])["status"]
     saturates = not curves.empty and curves["msad_rad2"].max() > 0.5 * RANDOM_MSAD
@@ -217,15 +223,7 @@ def plot_uncertainty(
     against time (ps), one panel per model and one line per temperature, of the system
     named ``label``; above 1 a run has left its data."""
     models, temps = _models(table), _temperatures(table)
-    fig, axes = plt.subplots(
-        1,
-        len(models),
-        figsize=(2.9 * len(models) + 0.6, 2.6),
-        sharex=True,
-        sharey=True,
-        squeeze=False,
-        constrained_layout=True,
-    )
+    fig, axes = _model_panels(len(models), sharex=True)
     colors = plt.get_cmap("plasma")(np.linspace(0.0, 0.85, len(temps)))
     status = table.set_index(["model", "temperature_K"])["status"]
     finite = curves[np.isfinite(curves["uncertainty_ratio"])]
