@@ -35,7 +35,7 @@ MD runs and relabelled frames are cached in ``--cache``, keyed by models and set
 Usage:
   OMP_NUM_THREADS=1 nice python benchmarks/bench_uncertainty.py RESULTS [--config CONFIG]
       [--systems a b ...] [--cache DIR] [--csv FILE]
-e.g. python benchmarks/bench_uncertainty.py /work/base/results --csv uncertainty.csv
+e.g. python benchmarks/bench_uncertainty.py results --csv uncertainty.csv
 (CONFIG defaults to the config.yaml next to RESULTS.)
 """
 
@@ -410,7 +410,11 @@ def main() -> None:
     parser.add_argument("results", type=Path, help="results directory of a pipeline run")
     parser.add_argument("--config", type=Path, help="its config (default: RESULTS/../config.yaml)")
     parser.add_argument("--systems", nargs="*", help="default: every configured system")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/deltagdml_bench_uncertainty"))
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="MD and labels kept for reruns; default: RESULTS/bench_uncertainty",
+    )
     parser.add_argument("--csv", type=Path, help="also write the table here")
     parser.add_argument("--gp-sizes", nargs="+", default=["1500", "exact"])
     parser.add_argument("--temperatures", nargs="+", type=float, default=[400.0, 800.0])
@@ -420,6 +424,7 @@ def main() -> None:
     parser.add_argument("--n-single", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0, help="of the committees' halves")
     args = parser.parse_args()
+    args.cache = args.cache or args.results / "bench_uncertainty"
     args.config = args.config or args.results.resolve().parent / "config.yaml"
     config = yaml.safe_load(args.config.read_text())
     rows = []
