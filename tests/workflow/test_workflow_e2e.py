@@ -391,7 +391,7 @@ def test_a_rerun_of_a_round_is_byte_identical(loop_run):
     before = {name: (first / name).read_bytes() for name in names}
     shutil.rmtree(first)
     target = "results/water_benzene/loop/round_1/models/delta.npz"
-    run = snakemake("--cores", "2", "--configfile", "config.yaml", target, cwd=loop_run)
+    run = snakemake(target, "--cores", "2", "--configfile", "config.yaml", cwd=loop_run)
     assert run.returncode == 0, run.stderr[-4000:]
     for name in names:
         assert (first / name).read_bytes() == before[name], name
