@@ -14,6 +14,7 @@ from deltagdml.gdml.delta_io import load_delta_model, save_delta_model
 from deltagdml.gdml.descriptor import dense_jacobian, descriptor, descriptor_and_jacobian
 from deltagdml.gdml.kernel import SQRT5, assemble_kernel_reference
 from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.model_io import load_model, save_model
 from deltagdml.gdml.uncertainty import (
     GPEnergyStd,
     NearestDistance,
@@ -230,3 +231,15 @@ def test_calculator_reports_the_uncertainty_in_ev(tmp_path):
     atoms.calc = GDMLCalculator(delta)
     atoms.get_potential_energy()
     assert "uncertainty" not in atoms.calc.results
+
+
+def test_the_model_file_keeps_the_estimator_its_size_and_threshold(methane, tmp_path):
+    R, E, F = methane.sample(30)
+    model = GDMLModel(sigma=2.0).fit(R, methane.z, F, E)
+    model.set_uncertainty("gp", max_size=160).calibrate_uncertainty(R[:5] + 0.01)
+    save_model(model, tmp_path / "m.npz")
+    again = load_model(tmp_path / "m.npz")
+    assert (again.uncertainty, again.uncertainty_max_size) == ("gp", 160)
+    assert again.uncertainty_threshold_ == model.uncertainty_threshold_
+    R_query, _, _ = methane.sample(3)
+    np.testing.assert_array_equal(again.predict_std(R_query), model.predict_std(R_query))

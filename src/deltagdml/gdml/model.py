@@ -175,13 +175,20 @@ class GDMLModel:
         use_E: bool,
         solver: str = "analytic",
         uncertainty: str = "gp",
+        uncertainty_max_size: int = DEFAULT_MAX_SIZE,
         uncertainty_threshold: float | None = None,
     ) -> GDMLModel:
         """A fitted model from its arrays (descriptors ``X_train`` of the training
         geometries, their expansion coefficients ``V``, force coefficients ``alpha`` or None,
-        the calibrated ``uncertainty_threshold`` or None).
+        the uncertainty estimator and its calibrated ``uncertainty_threshold`` or None).
         """
-        model = cls(sigma=sigma, lam=lam, perms=perms, uncertainty=uncertainty)
+        model = cls(
+            sigma=sigma,
+            lam=lam,
+            perms=perms,
+            uncertainty=uncertainty,
+            uncertainty_max_size=uncertainty_max_size,
+        )
         model._check_params()
         model._set_fitted(z, perms, tril_perms, X_train, alpha, V, std, c, use_E)
         model.uncertainty_threshold_ = uncertainty_threshold

@@ -15,6 +15,7 @@ from deltagdml.atomic_io import save_npz_atomic
 from deltagdml.errors import ModelError
 from deltagdml.gdml.model import GDMLModel
 from deltagdml.gdml.symmetry import tril_perms_lin as make_tril_perms_lin
+from deltagdml.gdml.uncertainty import DEFAULT_MAX_SIZE
 from deltagdml.npz_io import read_npz
 from deltagdml.version import __version__
 
@@ -62,6 +63,7 @@ def model_arrays(
         "r_unit": np.array(r_unit),
         "e_unit": np.array(e_unit),
         "uncertainty_method": np.array(model.uncertainty),
+        "uncertainty_max_size": np.array(model.uncertainty_max_size),
         # NaN: not calibrated
         "uncertainty_threshold": np.array(
             np.nan if model.uncertainty_threshold_ is None else model.uncertainty_threshold_
@@ -82,6 +84,7 @@ OPTIONAL_KEYS = (
     "alphas_F",
     "solver_name",
     "uncertainty_method",
+    "uncertainty_max_size",
     "uncertainty_threshold",
 )
 
@@ -130,5 +133,6 @@ def model_from_arrays(arr: dict[str, np.ndarray], path: str) -> GDMLModel:
         use_E=bool(arr.get("use_E", True)),
         solver=str(arr.get("solver_name", "analytic")),
         uncertainty=str(arr.get("uncertainty_method", "gp")),
+        uncertainty_max_size=int(arr.get("uncertainty_max_size", DEFAULT_MAX_SIZE)),
         uncertainty_threshold=threshold if np.isfinite(threshold) else None,
     )
