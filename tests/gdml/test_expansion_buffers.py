@@ -164,9 +164,11 @@ def test_repeated_calls_allocate_no_large_arrays(name):
     one = traced_peak(lambda: expansion.predict(R), 1)
     hundred = traced_peak(lambda: expansion.predict(R), 100)
     allocating = traced_peak(lambda: reference_predict(X, V, tril, R), 1)
-    assert hundred <= 1.5 * one + 1024
+    # a few KB of interpreter bookkeeping may come and go under load (seen in CI: 5.6 KB);
+    # one work array of the old formula is far larger than this margin
+    assert hundred <= one + 16 * 1024
     assert one < 8 * 1024  # the results and small bookkeeping
-    assert allocating > 10 * one
+    assert allocating > 10 * one and allocating > 4 * (one + 16 * 1024)
 
 
 def test_results_are_fresh_arrays(case):
