@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import morse_energy_forces
 
-from deltagdml.active.candidates import collect, farthest_point_subset, select
+from deltagdml.active.candidates import collect, select
 from deltagdml.active.explore import explore, is_failure, start_indices
 from deltagdml.active.pool import append_labels, grow_splits
 from deltagdml.active.rounds import decision, exploration_rows
@@ -13,6 +13,7 @@ from deltagdml.data.splits import train_indices
 from deltagdml.errors import DatasetError
 from deltagdml.gdml.composite import DeltaModel
 from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.uncertainty import farthest_points
 from deltagdml.settings import ActiveLearningSettings, StabilitySettings
 from deltagdml.workflow.steps.loop import neighbour_sigmas
 
@@ -67,8 +68,9 @@ def test_candidates_are_frames_above_a_threshold_and_before_failures():
 
 def test_farthest_points_are_diverse_deterministic_and_within_budget():
     X = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [10.0]])
-    np.testing.assert_array_equal(farthest_point_subset(X, 3, 0), [0, 3, 5])
-    assert len(farthest_point_subset(X, 10, 0)) == 6
+    identity = np.arange(1)[None]
+    np.testing.assert_array_equal(farthest_points(X, identity, 3, first=0), [0, 3, 5])
+    assert len(farthest_points(X, identity, 10, first=0)) == 6
     data = exploration({"binding": [[1.5, 3.0, 1.2]]}, ["uncertainty: binding"])
     chosen = select(collect([data], 0), budget=1)
     np.testing.assert_array_equal(chosen, [1])  # the largest ratio first

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deltagdml.active.explore import is_failure
+from deltagdml.active.explore import is_failure, part_ratios
 from deltagdml.gdml.descriptor import descriptor
+from deltagdml.gdml.uncertainty import farthest_points
 
 
 @dataclass
@@ -36,10 +37,10 @@ def collect(explorations: list[dict], pre_failure_frames: int) -> Candidates:
     """Frames of ``explorations`` (loaded exploration files, one per temperature) whose
     ratio exceeds 1 for some part, and the ``pre_failure_frames`` saved frames before each
     failure (the failing frame itself excluded: it may be unphysical)."""
-    parts = sorted(k.removeprefix("ratio_") for k in explorations[0] if k.startswith("ratio_"))
+    parts = list(part_ratios(explorations[0]))
     R, ratio, before, source = [], [], [], []
     for data in explorations:
-        r = np.stack([data[f"ratio_{p}"] for p in parts], axis=1)
+        r = np.stack([part_ratios(data)[p] for p in parts], axis=1)
         for run, reason in enumerate(data["reasons"]):
             idx = np.flatnonzero(data["run"] == run)
             failed = is_failure(reason)
@@ -68,24 +69,11 @@ def collect(explorations: list[dict], pre_failure_frames: int) -> Candidates:
     )
 
 
-def farthest_point_subset(X: np.ndarray, budget: int, first: int) -> np.ndarray:
-    """Up to ``budget`` rows of X (K, D) by farthest point sampling from row ``first``;
-    deterministic, ties to the lower index."""
-    if len(X) <= budget:
-        return np.arange(len(X))
-    chosen = [first]
-    nearest = ((X - X[first]) ** 2).sum(axis=1)
-    while len(chosen) < budget:
-        j = int(np.argmax(nearest))
-        chosen.append(j)
-        nearest = np.minimum(nearest, ((X - X[j]) ** 2).sum(axis=1))
-    return np.sort(np.array(chosen))
-
-
 def select(candidates: Candidates, budget: int) -> np.ndarray:
     """Indices of at most ``budget`` diverse candidates: farthest points in the complex's
     inverse-distance descriptor space, starting from the frame of the largest ratio."""
     if len(candidates.R) == 0:
         return np.empty(0, dtype=int)
+    X = descriptor(candidates.R)
     first = int(np.argmax(candidates.ratio.max(axis=1)))
-    return farthest_point_subset(descriptor(candidates.R), budget, first)
+    return farthest_points(X, np.arange(X.shape[1])[None], budget, first)

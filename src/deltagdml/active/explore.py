@@ -28,6 +28,17 @@ def is_failure(reason: str) -> bool:
     return bool(reason) and not reason.startswith("uncertainty")
 
 
+def part_ratios(data: dict) -> dict[str, np.ndarray]:
+    """Each part's uncertainty over its threshold per frame, by part, of an exploration
+    run or file (its ``ratio_<part>`` entries)."""
+    return {k.removeprefix("ratio_"): v for k, v in sorted(data.items()) if k.startswith("ratio_")}
+
+
+def largest_ratio(data: dict) -> np.ndarray:
+    """The largest part's ratio per frame (:func:`part_ratios`)."""
+    return np.max(list(part_ratios(data).values()), axis=0)
+
+
 def start_indices(E: np.ndarray, train: np.ndarray, n_starts: int) -> np.ndarray:
     """``n_starts`` distinct training geometries at evenly spaced energy quantiles (from the
     lowest to the highest reference energy of the training set)."""
@@ -86,7 +97,7 @@ def explore(
 def save_runs(runs: list[dict], path: str | os.PathLike, temperature_K: float) -> None:
     """Write exploration runs as one ``.npz``: frames concatenated with their ``run`` index;
     per run its ``reason`` ('' if stable); Å, ps, K."""
-    parts = sorted(k for k in runs[0] if k.startswith("ratio_"))
+    parts = [f"ratio_{p}" for p in part_ratios(runs[0])]
     save_npz_atomic(
         path,
         run=np.concatenate([np.full(len(r["time_ps"]), i) for i, r in enumerate(runs)]),

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from deltagdml.active.explore import is_failure
+from deltagdml.active.explore import is_failure, largest_ratio
 from deltagdml.analysis.plotting import save_figure, styled
 
 
@@ -17,7 +17,7 @@ def decision(explorations: list[dict], n_selected: int) -> dict:
     """Whether the loop goes on after a round's exploration: it stops when every run stayed
     stable and every part under its threshold (converged), or when there is nothing new to
     label (stalled)."""
-    ratios = [np.max([d[k] for k in d if k.startswith("ratio_")], axis=0) for d in explorations]
+    ratios = [largest_ratio(d) for d in explorations]
     largest = float(max(r.max() for r in ratios))
     failed = sum(
         bool(r) and not r.startswith("uncertainty") for d in explorations for r in d["reasons"]
@@ -44,7 +44,7 @@ def exploration_rows(explorations: list[dict]) -> list[dict]:
     the largest ratio."""
     rows = []
     for d in explorations:
-        ratio = np.max([d[k] for k in d if k.startswith("ratio_")], axis=0)
+        ratio = largest_ratio(d)
         fail_t, left_t = [], []
         for run, reason in enumerate(d["reasons"]):
             idx = np.flatnonzero(d["run"] == run)

@@ -22,7 +22,6 @@ from deltagdml.errors import ModelError
 from deltagdml.gdml.composite import DeltaModel, FragmentTerm
 from deltagdml.gdml.model import GDMLModel
 from deltagdml.gdml.model_io import REQUIRED_KEYS, model_arrays, model_from_arrays
-from deltagdml.gdml.uncertainty import UNITS as UNCERTAINTY_UNITS
 from deltagdml.npz_io import as_str, read_npz
 from deltagdml.version import __version__
 
@@ -68,11 +67,7 @@ def delta_manifest(
             "sigma": gdml.sigma,
             "n_train": int(gdml.X_train_.shape[0]),
             "n_perms": int(len(gdml.perms_)),
-            "uncertainty": {
-                "method": gdml.uncertainty,
-                "unit": UNCERTAINTY_UNITS[gdml.uncertainty],
-                "threshold": gdml.uncertainty_threshold_,
-            },
+            "uncertainty": gdml.uncertainty_summary(),
             **part_info.get(part, {}),
         }
     return {

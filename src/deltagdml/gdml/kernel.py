@@ -25,6 +25,23 @@ from deltagdml.gdml.parallel import available_threads
 SQRT5 = np.sqrt(5.0)
 
 
+def matern(r: float | np.ndarray, sigma: float) -> float | np.ndarray:
+    """Matérn-5/2 kernel κ(r) = (1 + u + u²/3) e^{−u}, u = √5 r/σ (r and σ in Å⁻¹)."""
+    u = SQRT5 * np.asarray(r, dtype=float) / sigma
+    return (1.0 + u + u * u / 3.0) * np.exp(-u)
+
+
+def min_sq_distances(A: np.ndarray, B: np.ndarray, tril_perms: np.ndarray) -> np.ndarray:
+    """min_p |a_i − P_p b_j|² (len(A), len(B)) between descriptors A and B over the
+    descriptor permutations, by the Gram trick, one permutation at a time (memory
+    len(A)·len(B)); clipped at 0."""
+    a_sq, b_sq = np.einsum("md,md->m", A, A), np.einsum("md,md->m", B, B)
+    d2 = np.full((len(A), len(B)), np.inf)
+    for perm in tril_perms:
+        np.minimum(d2, a_sq[:, None] + b_sq[None, :] - 2.0 * A @ B[:, perm].T, out=d2)
+    return np.maximum(d2, 0.0)
+
+
 def matern_coefficients(r: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """Scalars (c1, c2) with H(d) = c1 I - c2 d dᵀ for distances ``r``."""
     u = SQRT5 * r / sigma

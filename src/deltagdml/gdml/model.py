@@ -14,7 +14,7 @@ import numpy as np
 from deltagdml.errors import DatasetError, ModelError
 from deltagdml.gdml.descriptor import dense_jacobian, descriptor, descriptor_and_jacobian
 from deltagdml.gdml.expansion import KernelExpansion
-from deltagdml.gdml.kernel import assemble_kernel
+from deltagdml.gdml.kernel import assemble_kernel, min_sq_distances
 from deltagdml.gdml.solvers.choice import choose_solver, max_inducing
 from deltagdml.gdml.solvers.cholesky import solve_cholesky
 from deltagdml.gdml.solvers.nystrom import IterativeOptions, solve_iterative
@@ -26,6 +26,7 @@ from deltagdml.gdml.uncertainty import (
     calibrated_threshold,
     make_estimator,
 )
+from deltagdml.gdml.uncertainty import UNITS as UNCERTAINTY_UNITS
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +85,15 @@ def check_training_data(
 def check_duplicates(X: np.ndarray, tril_perms: np.ndarray, tol: float = 1e-9) -> None:
     """Raise if two training descriptors coincide up to a permutation (singular kernel)."""
     M = X.shape[0]
-    sq = np.einsum("md,md->m", X, X)
-    scale = max(float(sq.max()), 1e-300)
-    for perm in tril_perms:
-        d2 = sq[:, None] + sq[None, :] - 2.0 * X @ X[:, perm].T
-        d2[np.arange(M), np.arange(M)] = np.inf
-        i, j = np.unravel_index(np.argmin(d2), d2.shape)
-        if d2[i, j] < tol * scale:
-            raise DatasetError(
-                f"training geometries {i} and {j} are identical (up to atom permutation); "
-                "duplicate geometries make the kernel matrix singular — remove them"
-            )
+    scale = max(float(np.einsum("md,md->m", X, X).max()), 1e-300)
+    d2 = min_sq_distances(X, X, tril_perms)
+    d2[np.arange(M), np.arange(M)] = np.inf
+    i, j = np.unravel_index(np.argmin(d2), d2.shape)
+    if d2[i, j] < tol * scale:
+        raise DatasetError(
+            f"training geometries {i} and {j} are identical (up to atom permutation); "
+            "duplicate geometries make the kernel matrix singular — remove them"
+        )
 
 
 class GDMLModel:
@@ -399,6 +398,15 @@ class GDMLModel:
         self._estimator = None
         self.uncertainty_threshold_ = None
         return self
+
+    def uncertainty_summary(self) -> dict:
+        """The estimator, its unit and its calibrated threshold (None if not calibrated),
+        as model cards and the Δ manifest state them."""
+        return {
+            "method": self.uncertainty,
+            "unit": UNCERTAINTY_UNITS[self.uncertainty],
+            "threshold": self.uncertainty_threshold_,
+        }
 
     def calibrate_uncertainty(
         self, R_valid: np.ndarray, quantile: float = 1.0, factor: float = 1.0

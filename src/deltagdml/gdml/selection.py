@@ -19,6 +19,7 @@ from scipy.optimize import brentq
 from deltagdml.errors import ModelError
 from deltagdml.gdml.dataset import Dataset
 from deltagdml.gdml.descriptor import descriptor
+from deltagdml.gdml.kernel import matern, min_sq_distances
 from deltagdml.gdml.metrics import ERROR_COLUMN, F_MAE, error_summary, r2
 from deltagdml.gdml.model import GDMLModel, check_training_data
 from deltagdml.gdml.solvers.choice import choose_solver
@@ -274,12 +275,6 @@ def _ascending(grid: list[float], train: Callable[[float], SigmaScore], patience
         previous = score
 
 
-def matern(r: float | np.ndarray, sigma: float) -> float | np.ndarray:
-    """Matérn-5/2 kernel κ(r) = (1 + u + u²/3) e^{−u}, u = √5 r/σ (r and σ in Å⁻¹)."""
-    u = np.sqrt(5.0) * np.asarray(r, dtype=float) / sigma
-    return (1.0 + u + u * u / 3.0) * np.exp(-u)
-
-
 def nearest_neighbour_distance(R: np.ndarray, perms: np.ndarray) -> float:
     """d_nn: the median over geometries ``R`` (M, N, 3) of the inverse-distance descriptor
     distance (Å⁻¹) to the nearest other geometry, minimised over the atom permutations
@@ -288,14 +283,10 @@ def nearest_neighbour_distance(R: np.ndarray, perms: np.ndarray) -> float:
     M = len(X)
     if M < 2:
         return float("nan")
-    sq = np.einsum("md,md->m", X, X)
-    d2 = np.full((M, M), np.inf)
-    for perm in perms:
-        np.minimum(
-            d2, sq[:, None] + sq[None, :] - 2.0 * X @ X[:, descriptor_permutation(perm)].T, out=d2
-        )
+    tril_perms = np.array([descriptor_permutation(perm) for perm in perms])
+    d2 = min_sq_distances(X, X, tril_perms)
     d2[np.arange(M), np.arange(M)] = np.inf
-    return float(np.median(np.sqrt(np.clip(d2.min(axis=1), 0.0, None))))
+    return float(np.median(np.sqrt(d2.min(axis=1))))
 
 
 def sigma_floor(d_nn: float) -> float:

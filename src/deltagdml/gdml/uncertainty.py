@@ -35,7 +35,12 @@ from deltagdml.gdml.descriptor import (
     descriptor_and_jacobian,
     jacobian_transpose_dot,
 )
-from deltagdml.gdml.kernel import SQRT5, assemble_kernel
+from deltagdml.gdml.kernel import (
+    assemble_kernel,
+    matern,
+    matern_coefficients,
+    min_sq_distances,
+)
 from deltagdml.gdml.solvers.cholesky import cholesky_jittered
 
 #: uncertainty estimators by name; the first is the default
@@ -86,21 +91,24 @@ def _sq_distances(q: np.ndarray, X: np.ndarray) -> np.ndarray:
     return np.maximum(d2, 0.0)
 
 
-def farthest_points(X: np.ndarray, tril_perms: np.ndarray, m: int) -> np.ndarray:
-    """Indices of ``m`` rows of X chosen by farthest point sampling (permutation-aware
-    distances), starting from the row nearest the mean; deterministic."""
+def farthest_points(
+    X: np.ndarray, tril_perms: np.ndarray, m: int, first: int | None = None
+) -> np.ndarray:
+    """Indices (sorted) of ``m`` rows of X chosen by farthest point sampling with
+    permutation-aware distances, from row ``first`` (default: the row nearest the mean);
+    deterministic, ties to the lower index."""
     M = X.shape[0]
     if m >= M:
         return np.arange(M)
-    first = int(np.argmin(((X - X.mean(axis=0)) ** 2).sum(axis=1)))
+    if first is None:
+        first = int(np.argmin(((X - X.mean(axis=0)) ** 2).sum(axis=1)))
     chosen = [first]
-    nearest = _sq_distances(_permuted(X[[first]], tril_perms), X).min(axis=1)[0]
+    nearest = min_sq_distances(X[[first]], X, tril_perms)[0]
     for _ in range(m - 1):
         nearest[chosen] = -1.0
         j = int(np.argmax(nearest))
         chosen.append(j)
-        d2 = _sq_distances(_permuted(X[[j]], tril_perms), X).min(axis=1)[0]
-        nearest = np.minimum(nearest, d2)
+        nearest = np.minimum(nearest, min_sq_distances(X[[j]], X, tril_perms)[0])
     return np.sort(np.array(chosen))
 
 
@@ -114,8 +122,8 @@ class NearestDistance:
         self.sigma = float(sigma)
 
     def std(self, X: np.ndarray) -> np.ndarray:
-        d2 = _sq_distances(_permuted(np.atleast_2d(X), self.tril_perms), self.X)
-        return np.sqrt(d2.min(axis=(1, 2))) / self.sigma
+        d2 = min_sq_distances(np.atleast_2d(X), self.X, self.tril_perms)
+        return np.sqrt(d2.min(axis=1)) / self.sigma
 
 
 class GPEnergyStd:
@@ -160,10 +168,9 @@ class GPEnergyStd:
         energies (Q, m) at the inducing geometries."""
         s = self.sigma
         q = _permuted(X, self.tril_perms)  # (Q, P, D)
-        u = (SQRT5 / s) * np.sqrt(_sq_distances(q, self.X_))  # (Q, P, m)
-        ex = np.exp(-u)
-        k_e = ((1.0 + u + u**2 / 3.0) * ex).sum(axis=1)
-        c = (5.0 / (3.0 * s**2)) * (1.0 + u) * ex
+        r = np.sqrt(_sq_distances(q, self.X_))  # (Q, P, m)
+        k_e = matern(r, s).sum(axis=1)
+        c, _ = matern_coefficients(r, s)
         # W_j = Σ_p c_pj (q_p − x_j); cov(E(x), F_j) = −J_jᵀ W_j
         W = np.einsum("qpm,qpd->qmd", c, q) - c.sum(axis=1)[..., None] * self.X_
         Q, m = W.shape[:2]
@@ -173,9 +180,8 @@ class GPEnergyStd:
 
     def prior_variance(self, X: np.ndarray) -> np.ndarray:
         """k(x, x) = Σ_p κ(|x − P_p x|) of each query (normalised units)."""
-        q = _permuted(X, self.tril_perms)
-        u = (SQRT5 / self.sigma) * np.linalg.norm(q - X[:, None], axis=2)
-        return ((1.0 + u + u**2 / 3.0) * np.exp(-u)).sum(axis=1)
+        r = np.linalg.norm(_permuted(X, self.tril_perms) - X[:, None], axis=2)
+        return matern(r, self.sigma).sum(axis=1)
 
     def std(self, X: np.ndarray) -> np.ndarray:
         X = np.atleast_2d(np.asarray(X, dtype=float))

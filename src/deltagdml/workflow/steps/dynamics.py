@@ -203,7 +203,7 @@ def load_run(path: str | os.PathLike) -> dict:
     return run
 
 
-def _analysed_frames(run: dict, equilibration_ps: float) -> np.ndarray:
+def analysed_frames(run: dict, equilibration_ps: float) -> np.ndarray:
     """Frames after equilibration, without the frame at which a run was found unstable."""
     keep = run["time_ps"] >= equilibration_ps
     if run["reason"]:
@@ -237,7 +237,7 @@ def md_analyse(
     )
     guest = choose_guest(complex_, a.guest_fragment)
     (x_label, y_label), cvs = cv_pair(a, complex_, loaded[0]["R"][0])
-    frames = [_analysed_frames(r, a.equilibration_ps) for r in loaded]
+    frames = [analysed_frames(r, a.equilibration_ps) for r in loaded]
     xs, ys = zip(*(cvs(R).T for R in frames), strict=True)
     ranges = common_ranges(xs, ys)
     surfaces = [

@@ -23,9 +23,7 @@ from deltagdml.gdml.composite import DeltaModel
 from deltagdml.gdml.dataset import Dataset, load_dataset
 from deltagdml.gdml.delta_io import load_model as load_any_model
 from deltagdml.gdml.metrics import ERROR_COLUMNS, ERROR_UNITS, F_MAE, F_R2, error_summary, mae, r2
-from deltagdml.gdml.model import GDMLModel
 from deltagdml.gdml.model_io import load_model
-from deltagdml.gdml.uncertainty import UNITS as UNCERTAINTY_UNITS
 from deltagdml.version import __version__
 from deltagdml.workflow.config import load_system, sampling_settings, system_entry
 from deltagdml.workflow.steps.data import theory_label
@@ -73,7 +71,7 @@ def model_card(
         learned = loaded.parts() if isinstance(loaded, DeltaModel) else {}
         out["parts"] = {
             p: {"sigma": float(chosen.loc[p, "sigma"])}
-            | ({"uncertainty": _uncertainty(learned[p])} if p in learned else {})
+            | ({"uncertainty": learned[p].uncertainty_summary()} if p in learned else {})
             for p in chosen.index.drop("full")
         }
     else:
@@ -83,7 +81,7 @@ def model_card(
             "n_train": int(gdml.X_train_.shape[0]),
             "n_perms": int(len(gdml.perms_)),
             "validation": {k: float(chosen.loc[card, k]) for k in (*ERROR_COLUMNS, F_R2)},
-            "uncertainty": _uncertainty(gdml),
+            "uncertainty": gdml.uncertainty_summary(),
         }
     tested = pd.read_csv(metrics).set_index("model")
     if card in tested.index:
@@ -98,15 +96,6 @@ def model_card(
         errors = {**error_summary(E, F, test.E, test.F), F_R2: r2(F, test.F)}
         out["test"] = {"n_test": test.n_geometries, **errors}
     write_text_atomic(output, json.dumps(out, indent=2, ensure_ascii=False) + "\n")
-
-
-def _uncertainty(model: GDMLModel) -> dict:
-    """A card's entry for a model's uncertainty estimator and its calibrated threshold."""
-    return {
-        "method": model.uncertainty,
-        "unit": UNCERTAINTY_UNITS[model.uncertainty],
-        "threshold": model.uncertainty_threshold_,
-    }
 
 
 def _selected_scores(scores: list[str]) -> pd.DataFrame:

@@ -16,7 +16,14 @@ import numpy as np
 import pandas as pd
 
 from deltagdml.active.candidates import collect, select
-from deltagdml.active.explore import explore, load_runs, run_seed, save_runs, start_indices
+from deltagdml.active.explore import (
+    explore,
+    largest_ratio,
+    load_runs,
+    run_seed,
+    save_runs,
+    start_indices,
+)
 from deltagdml.active.pool import append_labels, grow_splits
 from deltagdml.active.rounds import decision, exploration_rows, plot_rounds
 from deltagdml.atomic_io import atomic_path, save_npz_atomic, write_text_atomic
@@ -37,7 +44,7 @@ from deltagdml.workflow.config import (
     reference_settings,
     training_settings,
 )
-from deltagdml.workflow.steps.dynamics import load_run
+from deltagdml.workflow.steps.dynamics import analysed_frames, load_run
 from deltagdml.workflow.steps.train import train_model
 
 log = logging.getLogger(__name__)
@@ -85,7 +92,7 @@ def loop_explore(
             i,
             run["reason"] or "stable",
             run["time_ps"][-1],
-            max(run[k].max() for k in run if k.startswith("ratio_")),
+            largest_ratio(run).max(),
         )
     save_runs(result, runs, temperature)
 
@@ -121,11 +128,10 @@ def loop_select(
         source=candidates.source[chosen],
         r_unit=np.array("Ang"),
     )
-    z = load_system(config, system).z if chosen.size else None
-    if z is not None:
+    if chosen.size:
         info = {"ratio": candidates.ratio[chosen].max(axis=1)}
-        write_frames(frames, z, candidates.R[chosen], info=info)
-    else:
+        write_frames(frames, load_system(config, system).z, candidates.R[chosen], info=info)
+    else:  # no frame: an empty file
         write_text_atomic(frames, "")
     write_text_atomic(decision_file, json.dumps(outcome, indent=2) + "\n")
 
@@ -281,14 +287,7 @@ def md_test_frames(*, config: dict, system: str, runs: list[str], frames: str) -
     set, where the dynamics go."""
     s = active_learning_settings(config, system)
     eq = dynamics_settings(config, system).analysis.equilibration_ps
-    pool = []
-    for path in runs:
-        run = load_run(path)
-        keep = run["time_ps"] >= eq
-        if run["reason"]:
-            keep[-1] = False
-        pool.append(run["R"][keep])
-    R = np.concatenate(pool)
+    R = np.concatenate([analysed_frames(load_run(path), eq) for path in runs])
     idx = np.unique(np.round(np.linspace(0, len(R) - 1, min(s.md_test_frames, len(R)))).astype(int))
     save_npz_atomic(frames, R=R[idx], r_unit=np.array("Ang"))
 
