@@ -1,6 +1,7 @@
 """σ search: coarse-to-fine agrees with the plain grid, the grid grows past a best edge,
 a warm-started iterative solve agrees with a cold one, a few wall frames do not pull σ
-down, and no σ is tried below the kernel floor."""
+down, no σ is tried below the kernel floor, and the σ-independent kernel terms computed
+once give every σ the kernel and coefficients of a fit from scratch, within their budget."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import numpy as np
 import pytest
 from conftest import MorseMolecule, morse_energy_forces
 
+from deltagdml.errors import ModelError
+from deltagdml.gdml import selection
 from deltagdml.gdml.descriptor import dense_jacobian, descriptor_and_jacobian
+from deltagdml.gdml.kernel import assemble_kernel
 from deltagdml.gdml.metrics import F_MAE, mae, r2
-from deltagdml.gdml.model import GDMLModel
+from deltagdml.gdml.model import GDMLModel, TrainingGeometry
 from deltagdml.gdml.selection import (
     KERNEL_FLOOR,
+    kernel_cache_bytes,
     matern,
     nearest_neighbour_distance,
     select_sigma,
@@ -207,3 +212,59 @@ def test_no_sigma_below_the_kernel_floor_is_tried(methane, caplog):
     swap = np.array([[0, 1, 2, 3, 4], [0, 2, 1, 3, 4]])
     assert nearest_neighbour_distance(pair, swap) == pytest.approx(0.0, abs=1e-6)
     assert nearest_neighbour_distance(pair, swap[:1]) > 0.01
+
+
+@pytest.mark.parametrize("perms", ["auto", "none"], ids=["24 perms", "no perms"])
+def test_sigma_independent_terms_computed_once_give_every_sigma_a_fit_from_scratch(methane, perms):
+    """One TrainingGeometry for a σ grid: its kernel terms, computed at the first σ and
+    only read after, give bitwise the kernel and coefficients of a fit from scratch."""
+    R, E, F = methane.sample(12)
+    group = GDMLModel(sigma=1.0, perms=perms).resolve_perms(R, methane.z)
+    geometry = TrainingGeometry(R, group, cache_bytes=2**30)
+    blocks, X, J, tril = geometry.blocks, geometry.X, geometry.J, geometry.tril_perms
+    assert len(tril) == (24 if perms == "auto" else 1)
+    for k, sigma in enumerate([0.5, 1.0, 2.0, 4.0, 8.0]):
+        if k == 1:  # everything is cached: computing a term again would fail
+            filled = blocks.cached_bytes
+            blocks._terms = None
+        K = assemble_kernel(X, J, tril, sigma, blocks=blocks)
+        np.testing.assert_array_equal(np.triu(K), np.triu(assemble_kernel(X, J, tril, sigma)))
+        cached = GDMLModel(sigma=sigma, perms=group).fit(R, methane.z, F, E, geometry=geometry)
+        fresh = GDMLModel(sigma=sigma, perms=perms).fit(R, methane.z, F, E)
+        np.testing.assert_array_equal(cached.alpha_, fresh.alpha_)
+        assert cached.c_ == fresh.c_
+    assert 0 < blocks.cached_bytes == filled <= 2**30
+    with pytest.raises(ModelError, match="other geometries"):
+        GDMLModel(sigma=1.0, perms=group).fit(R[:-1], methane.z, F[:-1], geometry=geometry)
+
+
+def test_the_kernel_cache_stays_within_its_budget(methane, monkeypatch):
+    """A budget below the whole cache keeps what fits (nothing at 0, today's path), with
+    the same kernel; the σ search keeps it within kernel_cache_bytes: the memory the
+    workflow grants for max_perms permutations beyond the group's (next to nothing
+    without symmetries, where it grants for one), never past max_memory_gb."""
+    R, E, F = methane.sample(12)
+    group = GDMLModel(sigma=1.0).resolve_perms(R, methane.z)
+    whole = TrainingGeometry(R, group, cache_bytes=2**30)
+    X, J, tril = whole.X, whole.J, whole.tril_perms
+    assemble_kernel(X, J, tril, 1.0, blocks=whole.blocks)
+    for budget in (0, whole.blocks.cached_bytes // 3):
+        geometry = TrainingGeometry(R, group, cache_bytes=budget)
+        for sigma in (1.0, 2.0):
+            K = assemble_kernel(X, J, tril, sigma, blocks=geometry.blocks)
+            np.testing.assert_array_equal(np.triu(K), np.triu(assemble_kernel(X, J, tril, sigma)))
+        assert geometry.blocks.cached_bytes <= budget
+        assert (geometry.blocks.cached_bytes > 0) == (budget > 0)
+    built = []
+    monkeypatch.setattr(
+        selection, "TrainingGeometry", lambda *a: built.append(TrainingGeometry(*a)) or built[-1]
+    )
+    Rv, Ev, Fv = methane.sample(10)
+    for perms, granted in (("auto", 2048), ("none", 1)):
+        select_sigma(R, methane.z, F, E, Rv, Fv, Ev, [1.0, 2.0], perms=perms, extend=False)
+        P = len(built[-1].perms)
+        budget = kernel_cache_bytes(len(R), 5, P, granted, 16.0)
+        assert built[-1].blocks.cache_bytes == budget
+        assert built[-1].blocks.cached_bytes <= budget
+        assert (budget > 2**22) if perms == "auto" else (budget < 2**20)  # MiB rounding
+    assert kernel_cache_bytes(len(R), 5, 24, 2048, max_memory_gb=0.3) == 0  # nothing past it

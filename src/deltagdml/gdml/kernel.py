@@ -13,6 +13,7 @@ tested against.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -57,9 +58,18 @@ class KernelBlocks:
     symmetries (only the identity permutation) the identity part J_iᵀ J_j is assembled from
     the compact Jacobians instead: each descriptor entry couples two atoms only, so it costs
     O(D) per block instead of O(D·(3N)²), which is what makes large molecules affordable.
+
+    Only the Matérn coefficients depend on σ. With ``cache_bytes`` > 0 the σ-independent
+    terms of a block (:meth:`terms`: the distances and the vectors of the rank-one part;
+    without symmetries also J_iᵀ J_j) are kept the first time they are computed, while
+    their total stays within ``cache_bytes``, and the same blocks at any other σ reuse
+    them: one instance serves a whole σ search. Cached or not, a block is computed by the
+    same operations, so its value is bitwise the same.
     """
 
-    def __init__(self, X: np.ndarray, J: np.ndarray, tril_perms: np.ndarray) -> None:
+    def __init__(
+        self, X: np.ndarray, J: np.ndarray, tril_perms: np.ndarray, cache_bytes: int = 0
+    ) -> None:
         M, D, n3 = J.shape
         self.X, self.J, self.tril_perms = X, J, tril_perms
         self.D, self.n3, self.P = D, n3, tril_perms.shape[0]
@@ -75,6 +85,10 @@ class KernelBlocks:
             self.Jt = np.ascontiguousarray(J.transpose(0, 2, 1))  # (M, 3N, D)
             self.J_by_atom = np.ascontiguousarray(J.transpose(1, 0, 2)).reshape(D, M * n3)
             self.JX = np.einsum("md,mdl->ml", X, J)  # J_iᵀ x_i
+        self.cache_bytes = cache_bytes
+        self.cached_bytes = 0
+        self._cache: dict[tuple[int, int, int], tuple[np.ndarray, ...]] = {}
+        self._lock = threading.Lock()
 
     def rows_per_chunk(self, budget_bytes: int) -> int:
         """Rows i per call of :meth:`block` whose work arrays fit in ``budget_bytes``."""
@@ -84,37 +98,60 @@ class KernelBlocks:
         return max(1, budget_bytes // per_row)
 
     def column(self, j: int) -> tuple:
-        """The terms of training geometry j that every block K_ij of its column uses."""
-        P, D, n3 = self.P, self.D, self.n3
-        Xp = self.X[j][self.tril_perms]  # (P, D)
-        if self.sparse:
-            return j, Xp, None, None, None
-        Jp = self.J[j][self.tril_perms]  # (P, D, 3N)
-        Jp_cols = np.ascontiguousarray(Jp.transpose(1, 0, 2)).reshape(D, P * n3)
-        Jp_Xp = np.einsum("pd,pdl->pl", Xp, Jp)  # (P, 3N): (P_p J_j)ᵀ P_p x_j
-        return j, Xp, Jp.reshape(P, D * n3), Jp_cols, Jp_Xp
+        """The terms of training geometry j that every block K_ij of its column uses: j,
+        the permuted descriptors P_p x_j (P, D) and Jacobians P_p J_j (P, D, 3N; None
+        without symmetries)."""
+        Xp = self.X[j][self.tril_perms]
+        return j, Xp, None if self.sparse else self.J[j][self.tril_perms]
 
-    def block(self, column: tuple, i0: int, i1: int, sigma: float) -> np.ndarray:
-        """K_ij for rows i0 ≤ i < i1 of the prepared ``column`` j, shape (i1 − i0, 3N, 3N)."""
-        j, Xp, Jp_flat, Jp_cols, Jp_Xp = column
+    def terms(self, column: tuple, i0: int, i1: int) -> tuple[np.ndarray, ...]:
+        """The σ-independent terms of rows i0 ≤ i < i1 of ``column`` j: distances
+        r = |x_i − P_p x_j| (i1 − i0, P), the vectors a = J_iᵀ d and b = (P_p J_j)ᵀ d of
+        the rank-one part, d = x_i − P_p x_j (each (i1 − i0, P, 3N)), and without
+        symmetries J_iᵀ J_j; from the cache when they are in it."""
+        key = (column[0], i0, i1)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        terms = self._terms(column, i0, i1)
+        size = sum(t.nbytes for t in terms)
+        with self._lock:
+            if self.cached_bytes + size <= self.cache_bytes:
+                self._cache[key] = terms
+                self.cached_bytes += size
+        return terms
+
+    def _terms(self, column: tuple, i0: int, i1: int) -> tuple[np.ndarray, ...]:
+        j, Xp, Jp = column
         D, n3, P = self.D, self.n3, self.P
         Xi, n_i = self.X[i0:i1], i1 - i0
         # |x_i - P_p x_j|² by the Gram trick; the kernel is smooth at r = 0.
         r2 = self.X_sq[i0:i1, None] + self.X_sq[j] - 2.0 * (Xi @ Xp.T)
-        c1, c2 = matern_coefficients(np.sqrt(np.maximum(r2, 0.0)), sigma)
-        # Identity part J_iᵀ (Σ_p c1 P_p J_j) and the vectors of the rank-one part
-        # Σ_p c2 (J_iᵀ d)((P_p J_j)ᵀ d)ᵀ, with d = x_i - P_p x_j.
+        r = np.sqrt(np.maximum(r2, 0.0))
         if self.sparse:
-            block = c1[:, :, None] * self._jacobian_products(i0, i1, j)
             d = Xi - Xp
             a = jacobian_transpose_dot(self.G[i0:i1], d).reshape(n_i, 1, n3)
             b = jacobian_transpose_dot(np.broadcast_to(self.G[j], (n_i, D, 3)), d)
-            b = b.reshape(n_i, 1, n3)
+            return r, a, b.reshape(n_i, 1, n3), self._jacobian_products(i0, i1, j)
+        a = (Xp @ self.J_by_atom[:, i0 * n3 : i1 * n3]).reshape(P, n_i, n3)
+        a = self.JX[i0:i1, None, :] - a.transpose(1, 0, 2)
+        Jp_cols = np.ascontiguousarray(Jp.transpose(1, 0, 2)).reshape(D, P * n3)
+        Jp_Xp = np.einsum("pd,pdl->pl", Xp, Jp)  # (P, 3N): (P_p J_j)ᵀ P_p x_j
+        b = (Xi @ Jp_cols).reshape(n_i, P, n3) - Jp_Xp[None]
+        return r, a, b
+
+    def block(self, column: tuple, i0: int, i1: int, sigma: float) -> np.ndarray:
+        """K_ij for rows i0 ≤ i < i1 of the prepared ``column`` j, shape (i1 − i0, 3N, 3N)."""
+        Jp, n_i = column[2], i1 - i0
+        r, a, b, *jacobian_products = self.terms(column, i0, i1)
+        c1, c2 = matern_coefficients(r, sigma)
+        # Identity part J_iᵀ (Σ_p c1 P_p J_j) and the rank-one part
+        # Σ_p c2 (J_iᵀ d)((P_p J_j)ᵀ d)ᵀ.
+        if self.sparse:
+            block = c1[:, :, None] * jacobian_products[0]
         else:
-            block = np.matmul(self.Jt[i0:i1], (c1 @ Jp_flat).reshape(n_i, D, n3))
-            a = (Xp @ self.J_by_atom[:, i0 * n3 : i1 * n3]).reshape(P, n_i, n3)
-            a = self.JX[i0:i1, None, :] - a.transpose(1, 0, 2)
-            b = (Xi @ Jp_cols).reshape(n_i, P, n3) - Jp_Xp[None]
+            W = (c1 @ Jp.reshape(self.P, -1)).reshape(n_i, self.D, self.n3)
+            block = np.matmul(self.Jt[i0:i1], W)
         block -= np.matmul((a * c2[:, :, None]).transpose(0, 2, 1), b)
         return block
 
@@ -144,6 +181,7 @@ def assemble_kernel(
     out: np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
     n_workers: int | None = None,
+    blocks: KernelBlocks | None = None,
 ) -> np.ndarray:
     """Force–force kernel matrix (3N·M, 3N·M) for descriptors X (M, D), Jacobians J (M, D, 3N).
 
@@ -153,10 +191,13 @@ def assemble_kernel(
     lower triangle LAPACK needs) and the strict lower triangle is left undefined.
     Columns are filled by ``n_workers`` threads (default: the cores available), each
     running single-threaded BLAS: the products here are too small for threaded BLAS.
+    ``blocks``, the :class:`KernelBlocks` of these X, J and ``tril_perms``, brings its
+    cache of σ-independent terms (filled by the first call, reused by later ones).
     """
     M, _, n3 = J.shape
     K = np.empty((M * n3, M * n3)) if out is None else out
-    blocks = KernelBlocks(X, J, tril_perms)
+    if blocks is None:
+        blocks = KernelBlocks(X, J, tril_perms)
     rows_per_chunk = blocks.rows_per_chunk(256 * 2**20)
 
     def fill_column(j: int) -> None:

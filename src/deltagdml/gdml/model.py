@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import cached_property
 
 import numpy as np
 
 from deltagdml.errors import DatasetError, ModelError
 from deltagdml.gdml.descriptor import dense_jacobian, descriptor, descriptor_and_jacobian
 from deltagdml.gdml.expansion import KernelExpansion
-from deltagdml.gdml.kernel import assemble_kernel, min_sq_distances
+from deltagdml.gdml.kernel import KernelBlocks, assemble_kernel, min_sq_distances
 from deltagdml.gdml.solvers.choice import choose_solver, max_inducing
 from deltagdml.gdml.solvers.cholesky import solve_cholesky
 from deltagdml.gdml.solvers.nystrom import IterativeOptions, solve_iterative
@@ -94,6 +95,27 @@ def check_duplicates(X: np.ndarray, tril_perms: np.ndarray, tol: float = 1e-9) -
             f"training geometries {i} and {j} are identical (up to atom permutation); "
             "duplicate geometries make the kernel matrix singular — remove them"
         )
+
+
+class TrainingGeometry:
+    """What fitting training geometries R (M, N, 3) with the permutation group ``perms``
+    (P, N) needs at every σ: descriptor permutations, descriptors X, dense Jacobians J and,
+    for the analytic solver, the kernel's :attr:`blocks`, which keep up to ``cache_bytes``
+    of σ-independent kernel terms. Built once per training set (a σ search) and passed to
+    every :meth:`GDMLModel.fit` on it."""
+
+    def __init__(self, R: np.ndarray, perms: np.ndarray, cache_bytes: int = 0) -> None:
+        self.R, self.perms, self.cache_bytes = R, perms, cache_bytes
+        self.tril_perms = np.array([descriptor_permutation(p) for p in perms])
+        self.X, G = descriptor_and_jacobian(R)
+        check_duplicates(self.X, self.tril_perms)
+        self.J = dense_jacobian(G)
+
+    @cached_property
+    def blocks(self) -> KernelBlocks:
+        """The kernel blocks with their cache, built on first use (the iterative solver
+        has its own)."""
+        return KernelBlocks(self.X, self.J, self.tril_perms, self.cache_bytes)
 
 
 class GDMLModel:
@@ -240,16 +262,19 @@ class GDMLModel:
         F: np.ndarray,
         E: np.ndarray | None = None,
         progress: Callable[[int, int], None] | None = None,
+        geometry: TrainingGeometry | None = None,
     ) -> GDMLModel:
-        """Train on forces F (and fit the energy constant to E, if given)."""
+        """Train on forces F (and fit the energy constant to E, if given); ``geometry``,
+        the :class:`TrainingGeometry` of R built before (e.g. for every σ of a search),
+        saves recomputing it."""
         self._check_params()
         R, z, F, E = check_training_data(R, z, F, E)
         t0 = time.perf_counter()
-        perms = self.resolve_perms(R, z)
-        tril_perms = np.array([descriptor_permutation(p) for p in perms])
-        X, G = descriptor_and_jacobian(R)
-        check_duplicates(X, tril_perms)
-        J = dense_jacobian(G)
+        if geometry is None:
+            geometry = TrainingGeometry(R, self.resolve_perms(R, z))
+        else:
+            self._check_geometry(geometry, R, z)
+        perms, tril_perms, X, J = geometry.perms, geometry.tril_perms, geometry.X, geometry.J
         std = float(F.std())
         if std == 0.0:
             raise DatasetError("all training forces are zero: nothing to learn")
@@ -262,13 +287,15 @@ class GDMLModel:
             alpha = self._solve_iterative(X, J, tril_perms, y, M, N)
             t2 = t1 + self.solver_info_["preconditioner_s"]
         else:
-            K = self._assemble(X, J, tril_perms, progress)
+            K = self._assemble(geometry, progress)
             t2 = time.perf_counter()
             alpha = solve_cholesky(
                 K,
                 y,
                 self.lam,
-                reassemble=lambda: assemble_kernel(X, J, tril_perms, self.sigma, upper_only=False),
+                reassemble=lambda: assemble_kernel(
+                    X, J, tril_perms, self.sigma, upper_only=False, blocks=geometry.blocks
+                ),
             )
         t3 = time.perf_counter()
         V = np.einsum("mdk,mk->md", J, alpha.reshape(M, 3 * N))
@@ -297,15 +324,23 @@ class GDMLModel:
         )
         return self
 
+    def _check_geometry(self, geometry: TrainingGeometry, R: np.ndarray, z: np.ndarray) -> None:
+        """Raise :class:`ModelError` unless ``geometry`` was built for R and (for perms
+        other than "auto", which is not searched again) this model's permutations."""
+        if geometry.R.shape != R.shape or not np.array_equal(geometry.R, R):
+            raise ModelError("the training geometry was built for other geometries")
+        if isinstance(self.perms, str) and self.perms == "auto":
+            return
+        perms = self.resolve_perms(R, z)
+        if perms.shape != geometry.perms.shape or not np.array_equal(perms, geometry.perms):
+            raise ModelError("the training geometry was built for other permutations")
+
     def _assemble(
-        self,
-        X: np.ndarray,
-        J: np.ndarray,
-        tril_perms: np.ndarray,
-        progress: Callable[[int, int], None] | None,
+        self, geometry: TrainingGeometry, progress: Callable[[int, int], None] | None
     ) -> np.ndarray:
         """The dense kernel matrix for the analytic solver (upper triangle, C order), in
         :attr:`kernel_buffer` when it is large enough."""
+        X, J = geometry.X, geometry.J
         n = X.shape[0] * J.shape[2]
         buffer = self.kernel_buffer
         if buffer is not None and buffer.size >= n * n:
@@ -314,7 +349,9 @@ class GDMLModel:
             K = np.empty((n, n))
         # Blocks (i ≥ j) written transposed: the C-ordered upper triangle holds K.
         report = progress or _ProgressLog(f"kernel assembly (σ={self.sigma:g})")
-        return assemble_kernel(X, J, tril_perms, self.sigma, out=K, progress=report)
+        return assemble_kernel(
+            X, J, geometry.tril_perms, self.sigma, out=K, progress=report, blocks=geometry.blocks
+        )
 
     def _solve_iterative(
         self, X: np.ndarray, J: np.ndarray, tril_perms: np.ndarray, y: np.ndarray, M: int, N: int

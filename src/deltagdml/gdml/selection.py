@@ -21,8 +21,8 @@ from deltagdml.gdml.dataset import Dataset
 from deltagdml.gdml.descriptor import descriptor
 from deltagdml.gdml.kernel import matern, min_sq_distances
 from deltagdml.gdml.metrics import ERROR_COLUMN, F_MAE, error_summary, r2
-from deltagdml.gdml.model import GDMLModel, check_training_data
-from deltagdml.gdml.solvers.choice import choose_solver
+from deltagdml.gdml.model import GDMLModel, TrainingGeometry, check_training_data
+from deltagdml.gdml.solvers.choice import choose_solver, estimate_memory, training_mem_mb
 from deltagdml.gdml.solvers.nystrom import IterativeOptions
 from deltagdml.gdml.symmetry import descriptor_permutation
 from deltagdml.settings import TrainingSettings
@@ -110,7 +110,9 @@ def select_sigma(
     downwards stops there, each with a log line; every score records the floor and
     κ(d_nn) at its σ.
 
-    The permutation group and the kernel buffer are shared by all σ; with ``warm_start``
+    The permutation group, the :class:`~deltagdml.gdml.model.TrainingGeometry` (with up
+    to :func:`kernel_cache_bytes` of σ-independent kernel terms) and the kernel buffer are
+    shared by all σ; with ``warm_start``
     the iterative solver starts from the coefficients of the nearest σ trained before
     (the analytic one needs no start). With ``subset`` smaller than the training set, the
     search runs on a nested subset of that many geometries (a seeded random choice) and
@@ -139,6 +141,11 @@ def select_sigma(
     n = F.size
     analytic = choose_solver(solver, *R.shape[:2], len(group), max_memory_gb) == "analytic"
     buffer = np.empty(n * n) if analytic else None
+    cache_bytes = 0
+    if analytic:
+        granted = 1 if isinstance(perms, str) and perms == "none" else max_perms
+        cache_bytes = kernel_cache_bytes(*R.shape[:2], len(group), granted, max_memory_gb, solver)
+    geometry = TrainingGeometry(R, group, cache_bytes)
     models: dict[float, GDMLModel] = {}
     scores: list[SigmaScore] = []
 
@@ -156,7 +163,7 @@ def select_sigma(
             init_alpha=None
             if analytic or nearest is None or not warm_start
             else models[nearest].alpha_,
-        ).fit(R, z, F, E)
+        ).fit(R, z, F, E, geometry=geometry)
         train_s = time.perf_counter() - t0
         E_pred, F_pred = model.predict(R_valid)
         err = error_summary(E_pred if E is not None else None, F_pred, E_valid, F_valid)
@@ -226,6 +233,25 @@ def select_sigma(
     best = models[best_sigma()]
     best.kernel_buffer = None  # the search's scratch: a kept model must not pin (3N·M)² floats
     return best, scores
+
+
+def kernel_cache_bytes(
+    n_train: int,
+    n_atoms: int,
+    n_perms: int,
+    granted_perms: int,
+    max_memory_gb: float,
+    solver: str = "auto",
+) -> int:
+    """Bytes of σ-independent kernel terms a σ search with the analytic solver may keep:
+    the memory a training job is granted for ``granted_perms`` permutations (the
+    workflow's request, :func:`~deltagdml.gdml.solvers.choice.training_mem_mb`, is for
+    ``max_perms``, or 1 without symmetries; at most ``max_memory_gb``) less the estimate
+    for the ``n_perms`` the group has; 0 when nothing is left (every block computed at
+    every σ, as without cache)."""
+    granted = training_mem_mb(n_train, n_atoms, granted_perms, max_memory_gb, solver) * 2**20
+    granted = min(granted, int(max_memory_gb * 2**30))
+    return max(0, granted - estimate_memory(n_train, n_atoms, n_perms, "analytic"))
 
 
 def _select_on_subset(
