@@ -41,7 +41,7 @@ from deltagdml.gdml.delta_io import TrainingRecord, extract_part, load_model, sa
 from deltagdml.gdml.metrics import error_summary
 from deltagdml.gdml.model import GDMLModel
 from deltagdml.gdml.model_io import save_model
-from deltagdml.gdml.selection import select_sigma_configured
+from deltagdml.gdml.selection import SEARCHES, select_sigma_configured
 from deltagdml.settings import (
     CalculatorSettings,
     DynamicsSettings,
@@ -410,7 +410,7 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-train", type=int, default=d.n_train, help="training geometries")
     p.add_argument("--n-valid", type=int, default=d.n_valid, help="validation (σ choice)")
     p.add_argument("--sigmas", type=float, nargs="+", default=list(d.sigmas), help="σ grid")
-    p.add_argument("--sigma-search", choices=("grid", "coarse_to_fine"), default=d.sigma_search)
+    p.add_argument("--sigma-search", choices=SEARCHES, default=d.sigma_search)
     p.add_argument(
         "--no-extend-sigmas",
         dest="extend_sigmas",

@@ -88,9 +88,9 @@ class TrainingSettings:
     n_valid: int = 50
     n_test: int = 200
     sigmas: tuple[float, ...] = (2, 5, 10, 20, 40, 80, 160)
-    #: 'grid' (every σ, ascending) or 'coarse_to_fine' (every second σ, then the best's
-    #: neighbours)
-    sigma_search: str = "grid"
+    #: 'bracket' (from the median-distance start downhill to a bracketed minimum), 'grid'
+    #: (every σ, ascending) or 'coarse_to_fine' (every second σ, then the best's neighbours)
+    sigma_search: str = "bracket"
     #: follow a best σ at either end of the grid outwards until the validation error rises
     extend_sigmas: bool = True
     #: search σ on a nested random subset of this many training geometries, then fit the

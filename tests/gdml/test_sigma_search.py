@@ -1,7 +1,8 @@
-"""σ search: coarse-to-fine agrees with the plain grid, the grid grows past a best edge,
-a warm-started iterative solve agrees with a cold one, a few wall frames do not pull σ
-down, no σ is tried below the kernel floor, and the σ-independent kernel terms computed
-once give every σ the kernel and coefficients of a fit from scratch, within their budget."""
+"""σ search: the bracket and coarse-to-fine searches agree with the plain grid (the bracket
+from any start), the grid grows past a best edge, a warm-started iterative solve agrees
+with a cold one, a few wall frames do not pull σ down, no σ is tried below the kernel
+floor, and the σ-independent kernel terms computed once give every σ the kernel and
+coefficients of a fit from scratch, within their budget."""
 
 from __future__ import annotations
 
@@ -55,23 +56,53 @@ def gfn2_methane_dimer():
     return system.z, (R[:30], F[:30], E[:30]), (R[30:], F[30:], E[30:])
 
 
-def test_coarse_to_fine_picks_the_grids_sigma_with_fewer_fits(methane, gfn2_methane_dimer):
+@pytest.mark.parametrize(
+    ("strategy", "stages"), [("coarse_to_fine", {"coarse", "fine"}), ("bracket", {"bracket"})]
+)
+def test_faster_searches_pick_the_grids_sigma_with_fewer_fits(
+    methane, gfn2_methane_dimer, strategy, stages
+):
     cases = [(methane.z, *split(methane.sample)), gfn2_methane_dimer]
     for z, train, valid in cases:
-        grid_best, grid_scores = search(z, train, valid, GRID, extend=False, patience=len(GRID))
-        fast_best, fast_scores = search(
-            z, train, valid, GRID, extend=False, search="coarse_to_fine"
+        grid_best, grid_scores = search(
+            z, train, valid, GRID, extend=False, patience=len(GRID), search="grid"
         )
+        fast_best, fast_scores = search(z, train, valid, GRID, extend=False, search=strategy)
         assert fast_best.sigma == grid_best.sigma
         assert GRID[0] < grid_best.sigma < GRID[-1]  # an interior optimum: a real test
         assert len(fast_scores) < len(grid_scores)
-        assert {s.stage for s in fast_scores} <= {"coarse", "fine"}
+        assert {s.stage for s in fast_scores} <= stages
         np.testing.assert_array_equal(fast_best.alpha_, grid_best.alpha_)
+
+
+@pytest.mark.parametrize("ratio", [1e-3, 1e4])
+def test_a_bracket_search_started_at_either_end_walks_to_the_grids_sigma(
+    methane, monkeypatch, ratio
+):
+    train, valid = split(methane.sample)
+    grid_best, _ = search(
+        methane.z, train, valid, GRID, extend=False, patience=len(GRID), search="grid"
+    )
+    monkeypatch.setattr(selection, "START_RATIO", ratio)
+    best, scores = search(methane.z, train, valid, GRID, extend=False, search="bracket")
+    assert scores[0].sigma == (GRID[0] if ratio < 1 else GRID[-1])  # started at that end
+    assert best.sigma == grid_best.sigma
+    errors = {s.sigma: s.f_mae for s in scores}
+    i = GRID.index(best.sigma)
+    assert errors[GRID[i - 1]] > errors[best.sigma] < errors[GRID[i + 1]]  # bracketed
+
+
+def test_the_bracket_search_starts_at_the_median_distance_heuristic(methane):
+    (R, F, E), _ = split(methane.sample)
+    X, _ = descriptor_and_jacobian(R)
+    d = np.linalg.norm(X[:, None] - X[None], axis=-1)[np.triu_indices(len(X), 1)]
+    assert selection.start_sigma(X) == pytest.approx(selection.START_RATIO * np.median(d))
+    assert selection.start_sigma(X[:1]) == 1.0
 
 
 def test_a_best_sigma_at_an_edge_is_followed_outwards_until_the_error_rises(methane):
     train, valid = split(methane.sample)
-    _, full = search(methane.z, train, valid, GRID, extend=False, patience=len(GRID))
+    _, full = search(methane.z, train, valid, GRID, extend=False, patience=len(GRID), search="grid")
     interior = min(full, key=lambda s: s.f_mae).sigma
     above = [s for s in GRID if s > interior]
     best, scores = search(methane.z, train, valid, above[:3])
@@ -84,7 +115,7 @@ def test_a_best_sigma_at_an_edge_is_followed_outwards_until_the_error_rises(meth
     assert best_up.sigma == pytest.approx(interior)
     assert all(s.sigma > below[-1] for s in up_scores if s.stage == "extension")
     _, fixed = search(methane.z, train, valid, above[:3], extend=False)
-    assert [s.stage for s in fixed] == ["grid"] * len(fixed)
+    assert [s.stage for s in fixed] == ["bracket"] * len(fixed)  # the default search
 
 
 def test_extension_is_bounded(methane):
@@ -119,7 +150,7 @@ def test_a_nested_subset_search_picks_the_full_searchs_sigma(methane, gfn2_metha
     full search on these cases, and the final model holds every training geometry."""
     train, valid = split(methane.sample, n_train=40)
     for z, tr, va in [(methane.z, train, valid), gfn2_methane_dimer]:
-        full_best, _ = search(z, tr, va, GRID, patience=len(GRID))
+        full_best, _ = search(z, tr, va, GRID, patience=len(GRID), search="grid")
         best, scores = search(z, tr, va, GRID, patience=len(GRID), subset=len(tr[0]) // 2)
         assert best.sigma == full_best.sigma
         assert best.X_train_.shape[0] == len(tr[0])
@@ -164,7 +195,7 @@ def test_a_few_wall_frames_do_not_pull_sigma_down():
     σ 32× below the force MAE's, where the test MAE is ~50 % worse. The search keeps the
     MAE's σ, and its scores name the criterion."""
     z, train, valid, (Rt, Ft, _) = walled_methane()
-    best, scores = search(z, train, valid, GRID, extend=False, patience=len(GRID))
+    best, scores = search(z, train, valid, GRID, extend=False, patience=len(GRID), search="grid")
     by_rmse = min(scores, key=lambda s: s.f_rmse).sigma
     assert best.sigma == min(scores, key=lambda s: s.f_mae).sigma >= 16 * by_rmse
     assert {s.criterion for s in scores} == {F_MAE}
