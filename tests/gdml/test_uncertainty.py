@@ -136,7 +136,7 @@ def test_fewer_inducing_geometries_bound_the_exact_std_from_above(methane):
     assert np.all(subset.std(X) >= exact.std(X) * (1 - 1e-8))
 
 
-def test_nearest_distance_is_the_smallest_permuted_descriptor_distance(methane):
+def test_nearest_distance_is_the_smallest_permuted_descriptor_distance(methane, monkeypatch):
     R, E, F = methane.sample(12)
     model = GDMLModel(sigma=2.0, uncertainty="nearest").fit(R, methane.z, F, E)
     np.testing.assert_allclose(model.predict_std(R), 0.0, atol=1e-6)
@@ -147,6 +147,9 @@ def test_nearest_distance_is_the_smallest_permuted_descriptor_distance(methane):
     ]
     got = NearestDistance(model.X_train_, model.tril_perms_, model.sigma).std(X)
     np.testing.assert_allclose(got, np.array(expected) / model.sigma, rtol=1e-8)
+    monkeypatch.setattr(NearestDistance, "CHUNK_ENTRIES", 1)  # one query per chunk
+    chunked = NearestDistance(model.X_train_, model.tril_perms_, model.sigma).std(X)
+    np.testing.assert_allclose(chunked, got, rtol=1e-12)
     E_pred, F_pred, std = model.predict(R_query, return_std=True)
     np.testing.assert_allclose(std, got)
     np.testing.assert_array_equal(E_pred, model.predict(R_query)[0])

@@ -79,16 +79,19 @@ def geometries_from_descriptors(X: np.ndarray) -> np.ndarray:
     return R
 
 
-def _permuted(X: np.ndarray, tril_perms: np.ndarray) -> np.ndarray:
-    """Queries permuted like the kernel expansion: (Q, P, D) with |q_p − x'| = |x − P_p x'|."""
-    return X[:, np.argsort(tril_perms, axis=1)]
+def _permuted(X: np.ndarray, inverse_perms: np.ndarray) -> np.ndarray:
+    """Queries permuted like the kernel expansion: (Q, P, D) with |q_p − x'| = |x − P_p x'|
+    (``inverse_perms``: the descriptor permutations' inverses, ``argsort(tril_perms)``)."""
+    return X[:, inverse_perms]
 
 
 def _sq_distances(q: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Squared distances (Q, P, M) between permuted queries q (Q, P, D) and X (M, D)."""
-    d2 = np.einsum("qpd,qpd->qp", q, q)[..., None] + np.einsum("md,md->m", X, X)
-    d2 -= 2.0 * q @ X.T
-    return np.maximum(d2, 0.0)
+    """Squared distances (Q, P, M) between permuted queries q (Q, P, D) and X (M, D); a
+    permutation keeps a query's norm, so |q_p|² is that of its first permutation."""
+    d2 = q @ X.T
+    d2 *= -2.0
+    d2 += np.einsum("qd,qd->q", q[:, 0], q[:, 0])[:, None, None] + np.einsum("md,md->m", X, X)
+    return np.maximum(d2, 0.0, out=d2)
 
 
 def farthest_points(
@@ -116,14 +119,22 @@ class NearestDistance:
     """Distance (units of σ) of each query descriptor to the nearest training descriptor,
     minimised over the permutations: 0 at a training geometry, growing away from them."""
 
+    #: queries per chunk: the permuted queries' distances (chunk, P, M) stay small
+    CHUNK_ENTRIES = 2**22
+
     def __init__(self, X_train: np.ndarray, tril_perms: np.ndarray, sigma: float) -> None:
         self.X = np.ascontiguousarray(X_train)
-        self.tril_perms = tril_perms
+        self.inverse_perms = np.argsort(tril_perms, axis=1)
         self.sigma = float(sigma)
 
     def std(self, X: np.ndarray) -> np.ndarray:
-        d2 = min_sq_distances(np.atleast_2d(X), self.X, self.tril_perms)
-        return np.sqrt(d2.min(axis=1)) / self.sigma
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        chunk = max(1, self.CHUNK_ENTRIES // (len(self.inverse_perms) * len(self.X)))
+        d2 = [
+            _sq_distances(_permuted(X[i : i + chunk], self.inverse_perms), self.X).min(axis=(1, 2))
+            for i in range(0, len(X), chunk)
+        ]
+        return np.sqrt(np.concatenate(d2)) / self.sigma
 
 
 class GPEnergyStd:
@@ -146,7 +157,8 @@ class GPEnergyStd:
         M, D = X_train.shape
         n3 = 3 * n_atoms_of(D)
         m = min(M, max(1, max_size // (n3 + 1)))
-        self.sigma, self.scale, self.tril_perms = float(sigma), float(std), tril_perms
+        self.sigma, self.scale = float(sigma), float(std)
+        self.inverse_perms = np.argsort(tril_perms, axis=1)
         self.inducing_ = farthest_points(X_train, tril_perms, m)
         R = geometries_from_descriptors(X_train[self.inducing_])
         self.X_, self.G_ = descriptor_and_jacobian(R)
@@ -163,16 +175,16 @@ class GPEnergyStd:
         self.L_ = cholesky_jittered(A, "uncertainty: the inducing kernel")
         self.n_inducing_ = m
 
-    def _cross(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _cross(self, X: np.ndarray, q: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Prior covariances of the energies at X (Q, D) with the forces (Q, m·3N) and the
-        energies (Q, m) at the inducing geometries."""
+        energies (Q, m) at the inducing geometries (q: X permuted, if at hand)."""
         s = self.sigma
-        q = _permuted(X, self.tril_perms)  # (Q, P, D)
+        q = _permuted(X, self.inverse_perms) if q is None else q  # (Q, P, D)
         r = np.sqrt(_sq_distances(q, self.X_))  # (Q, P, m)
         k_e = matern(r, s).sum(axis=1)
         c, _ = matern_coefficients(r, s)
         # W_j = Σ_p c_pj (q_p − x_j); cov(E(x), F_j) = −J_jᵀ W_j
-        W = np.einsum("qpm,qpd->qmd", c, q) - c.sum(axis=1)[..., None] * self.X_
+        W = np.matmul(c.transpose(0, 2, 1), q) - c.sum(axis=1)[..., None] * self.X_
         Q, m = W.shape[:2]
         G = np.broadcast_to(self.G_, (Q, *self.G_.shape)).reshape(Q * m, *self.G_.shape[1:])
         k_f = -jacobian_transpose_dot(G, W.reshape(Q * m, -1)).reshape(Q, -1)
@@ -180,14 +192,22 @@ class GPEnergyStd:
 
     def prior_variance(self, X: np.ndarray) -> np.ndarray:
         """k(x, x) = Σ_p κ(|x − P_p x|) of each query (normalised units)."""
-        r = np.linalg.norm(_permuted(X, self.tril_perms) - X[:, None], axis=2)
-        return matern(r, self.sigma).sum(axis=1)
+        q = _permuted(X, self.inverse_perms)
+        return self._prior_variance(X, q)
+
+    def _prior_variance(self, X: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """:meth:`prior_variance` from the permuted queries q (Q, P, D):
+        |x − P_p x|² = 2(|x|² − q_p·x)."""
+        sq = np.einsum("qd,qd->q", X, X)
+        d2 = 2.0 * (sq[:, None] - np.einsum("qpd,qd->qp", q, X))
+        return matern(np.sqrt(np.maximum(d2, 0.0)), self.sigma).sum(axis=1)
 
     def std(self, X: np.ndarray) -> np.ndarray:
         X = np.atleast_2d(np.asarray(X, dtype=float))
-        k_f, k_e = self._cross(X)
+        q = _permuted(X, self.inverse_perms)
+        k_f, k_e = self._cross(X, q)
         v = sla.solve_triangular(self.L_, np.hstack([k_f, k_e]).T, lower=True, check_finite=False)
-        var = self.prior_variance(X) - np.einsum("nq,nq->q", v, v)
+        var = self._prior_variance(X, q) - np.einsum("nq,nq->q", v, v)
         return self.scale * np.sqrt(np.maximum(var, 0.0))
 
 
