@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deltagdml.analysis.plotting import plot_sampling_coverage
 from deltagdml.atomic_io import atomic_path
 from deltagdml.data.calculators import calculator_label, set_single_thread
 from deltagdml.data.delta import build_delta_datasets
@@ -129,6 +128,8 @@ def select_frames(
     Writes the labelled frames with their replica, temperature, time and collective
     variables (``trajectory``, ``table``) and a figure of the CV coverage.
     """
+    from deltagdml.analysis.plotting import plot_sampling_coverage
+
     complex_ = load_system(config, system, base_dir)
     s = sampling_settings(config, system)
     runs = [load_trajectory(p) for p in replicas]

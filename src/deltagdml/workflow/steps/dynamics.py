@@ -19,12 +19,6 @@ from deltagdml.data.splits import load_splits, train_indices
 from deltagdml.dynamics.collective import choose_guest, cv_pair, guest_orientations
 from deltagdml.dynamics.collective import msad as rotational_msad
 from deltagdml.dynamics.fes import common_ranges, free_energy_surface
-from deltagdml.dynamics.figures import (
-    plot_fes_grid,
-    plot_msad,
-    plot_stability,
-    plot_uncertainty,
-)
 from deltagdml.dynamics.run import MDCalculator, MDResult, run_md
 from deltagdml.gdml.composite import DeltaModel
 from deltagdml.gdml.dataset import load_dataset
@@ -230,6 +224,8 @@ def md_analyse(
 ) -> None:
     """Stability table (with when each run left its data), free-energy surfaces, MSAD and
     uncertainty along time of all ``runs`` of one system (named ``label`` in the figures)."""
+    from deltagdml.dynamics.figures import plot_fes_grid, plot_msad, plot_uncertainty
+
     a = dynamics_settings(config, system).analysis
     complex_ = load_system(config, system, base_dir)
     loaded = sorted(
@@ -337,6 +333,8 @@ def md_summary(
 ) -> None:
     """Stability table over all systems (``csv``, Markdown ``md``, figure); MD ``speed`` per
     model (CSV) from every run's ``timing``; ``names``: the systems' names in the figure."""
+    from deltagdml.dynamics.figures import plot_stability
+
     table = pd.concat([pd.read_csv(p, keep_default_na=False) for p in stability])
     for column in ("failure_time_ps", "left_data_time_ps", "max_uncertainty_ratio"):
         table[column] = pd.to_numeric(table[column], errors="coerce")

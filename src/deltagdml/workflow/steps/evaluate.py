@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from deltagdml.analysis.paper import paper_comparison, paper_markdown
-from deltagdml.analysis.plotting import plot_error_comparison, plot_fragment_errors
 from deltagdml.atomic_io import atomic_path, save_npz_atomic, write_text_atomic
 from deltagdml.data.calculators import calculator_label
 from deltagdml.data.splits import load_splits, union_train_indices
@@ -236,6 +235,8 @@ def summarise(
     ``out["training_times"]`` collects wall times (σ search per model), the one output
     that differs between otherwise identical runs.
     """
+    from deltagdml.analysis.plotting import plot_error_comparison, plot_fragment_errors
+
     all_metrics = pd.concat([pd.read_csv(p) for p in metrics], ignore_index=True)
     all_fragments = pd.concat([pd.read_csv(p) for p in fragments], ignore_index=True)
     wide = all_metrics.pivot(index="system", columns="model", values=list(ERROR_COLUMNS))

@@ -25,7 +25,7 @@ from deltagdml.active.explore import (
     start_indices,
 )
 from deltagdml.active.pool import append_labels, grow_splits
-from deltagdml.active.rounds import decision, exploration_rows, plot_rounds
+from deltagdml.active.rounds import decision, exploration_rows
 from deltagdml.atomic_io import atomic_path, save_npz_atomic, write_text_atomic
 from deltagdml.data.calculators import set_single_thread
 from deltagdml.data.frames import write_frames
@@ -254,6 +254,8 @@ def loop_summary(
     ``test_f_mae_delta``; each part on its own labels: ``test_f_mae_<part>``, kcal/mol/Å),
     and how its own exploration (in round r + 1) went. ``test_datasets``: round 0's
     datasets by part (``full`` for the composite)."""
+    from deltagdml.active.figures import plot_rounds
+
     data = {part: load_dataset(path) for part, path in test_datasets.items()}
     test = load_splits(test_splits, data["full"].n_geometries)["test"]
     rows = []
