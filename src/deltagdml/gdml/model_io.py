@@ -114,7 +114,7 @@ def model_from_arrays(arr: dict[str, np.ndarray], path: str) -> GDMLModel:
     lin = arr["tril_perms_lin"].astype(int)
     if lin.size != P * D:
         raise ModelError(f"{path}: tril_perms_lin has {lin.size} entries, expected {P * D}")
-    tril_perms = lin.reshape(D, P).T - np.arange(P)[:, None] * D
+    tril_perms = np.ascontiguousarray(lin.reshape(D, P).T - np.arange(P)[:, None] * D)
     for key in ("sig", "c", "R_desc", "R_d_desc_alpha"):
         if not np.isfinite(arr[key]).all():
             raise ModelError(f"{path}: '{key}' holds NaN or inf")

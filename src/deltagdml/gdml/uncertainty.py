@@ -162,16 +162,15 @@ class GPEnergyStd:
         self.inducing_ = farthest_points(X_train, tril_perms, m)
         R = geometries_from_descriptors(X_train[self.inducing_])
         self.X_, self.G_ = descriptor_and_jacobian(R)
-        K_ff = assemble_kernel(
-            self.X_, dense_jacobian(self.G_), tril_perms, sigma, upper_only=False
-        )
+        K_ff = assemble_kernel(self.X_, dense_jacobian(self.G_), tril_perms, sigma)
         K_ef, K_ee = self._cross(self.X_)  # (m, m·3N), (m, m)
         n = m * n3
-        A = np.empty((n + m, n + m), order="F")
-        A[:n, :n] = K_ff + lam * np.eye(n)
+        # only the lower triangle is factorised: K_ff's upper triangle (C order) is K's
+        A = np.zeros((n + m, n + m), order="F")
+        A[:n, :n] = K_ff.T
         A[n:, :n] = K_ef
-        A[:n, n:] = K_ef.T
-        A[n:, n:] = K_ee + lam * np.eye(m)
+        A[n:, n:] = K_ee
+        A.flat[:: n + m + 1] += lam
         self.L_ = cholesky_jittered(A, "uncertainty: the inducing kernel")
         self.n_inducing_ = m
 
