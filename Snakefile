@@ -12,7 +12,12 @@ min_version("9.0")
 # The package of this checkout, for this process and for every job (also inside a
 # `--sdm conda` environment, which holds only the dependencies, see envs/deltagdml.yaml).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from deltagdml.workflow.checks import schema_error_line
+from deltagdml.errors import ConfigError
+from deltagdml.workflow.checks import (
+    check_integers,
+    check_unique_keys,
+    schema_error_line,
+)
 from deltagdml.workflow.config import export_source_path
 
 export_source_path(Path(workflow.basedir) / "src")
@@ -25,9 +30,13 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
+SCHEMA = "workflow/schemas/config.schema.yaml"
 try:
-    validate(config, "workflow/schemas/config.schema.yaml")
-except WorkflowError as error:  # one line naming the key, no traceback
+    # the files read: --configfile, or config.yaml
+    check_unique_keys(workflow.configfiles)
+    validate(config, SCHEMA)
+    check_integers(config, Path(workflow.basedir) / SCHEMA)  # no 1.0e12 for an integer
+except (WorkflowError, ConfigError) as error:  # one line naming the key, no traceback
     sys.exit(f"Config error: {schema_error_line(error)}")
 
 

@@ -20,12 +20,27 @@ import numpy as np
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux's /proc tells it."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # meanwhile a file made by another thread stays private
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` only on success.
 
     ``suffix`` defaults to the suffix of ``path`` so that writers that choose a
-    format by extension (matplotlib, ``ase.io``) still work.
+    format by extension (matplotlib, ``ase.io``) still work. The file gets the mode of
+    any newly created file (0o666 less the umask), not the temporary file's 0o600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,9 +49,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         suffix=suffix if suffix is not None else path.suffix,
         dir=path.parent,
     )
-    os.close(fd)
     tmp_path = Path(tmp)
     try:
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())
+        finally:
+            os.close(fd)
         yield tmp_path
         os.replace(tmp_path, path)
     finally:

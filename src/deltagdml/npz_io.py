@@ -50,6 +50,8 @@ def read_npz(
                 raise error(
                     f"{path}: key '{key}' is a pickled object array; refusing to unpickle it"
                 ) from exc
+            except (zipfile.BadZipFile, EOFError, OSError) as exc:
+                raise error(f"{path}: key '{key}' is corrupted ({exc})") from None
     return out
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import morse_energy_forces
 
 from deltagdml.errors import ConfigError
 from deltagdml.workflow.checks import check_results_path
@@ -35,9 +36,10 @@ def write_dataset(
     system = system_from_config("water_benzene", DEFAULT_SYSTEMS["water_benzene"])
     rng = np.random.default_rng(seed)
     R = system.atoms.positions + rng.normal(0, 0.02, (n, system.n_atoms, 3))
-    arrays = {"R": R, "z": system.z, "E": rng.normal(size=n)}
+    E, F = morse_energy_forces(R, system.atoms.positions)  # labels consistent with each other
+    arrays = {"R": R, "z": system.z, "E": E}
     if forces:
-        arrays["F"] = rng.normal(size=R.shape)
+        arrays["F"] = F
     if nan:
         arrays["E"][3] = np.nan
     np.savez(path, **arrays)

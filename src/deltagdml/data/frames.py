@@ -16,7 +16,8 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from deltagdml.atomic_io import atomic_path
-from deltagdml.errors import DeltaGDMLError
+from deltagdml.errors import DatasetError, DeltaGDMLError
+from deltagdml.gdml.dataset_checks import check_geometries, check_periodic, frames_text
 from deltagdml.units import EV_PER_KCAL_MOL
 
 FORMATS = {".xyz": "extxyz", ".extxyz": "extxyz", ".traj": "traj"}
@@ -28,6 +29,28 @@ def ase_format(path: str | os.PathLike) -> str:
     if suffix not in FORMATS:
         raise DeltaGDMLError(f"{path}: use one of {', '.join(FORMATS)} for frames")
     return FORMATS[suffix]
+
+
+def frame_geometries(
+    frames: list[Atoms], source: str, ignore_pbc: bool = False, labelled: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(z, R)`` (R in Å) of frames read by ase.io, checked like a dataset's geometries.
+
+    Every frame must hold frame 0's atoms and no periodic cell (unless ``ignore_pbc``);
+    positions must be real, finite and plausible (:mod:`deltagdml.gdml.dataset_checks`).
+    """
+    if not frames:
+        raise DatasetError(f"{source}: holds no geometries")
+    z = frames[0].numbers
+    for i, atoms in enumerate(frames):
+        if not np.array_equal(atoms.numbers, z):
+            raise DatasetError(f"{source}: frame {i} has different atoms than frame 0")
+    periodic = np.flatnonzero([atoms.pbc.any() for atoms in frames])
+    if periodic.size:
+        check_periodic(True, f"{source}: {frames_text(periodic, len(frames))}", ignore_pbc)
+    R = np.stack([atoms.get_positions() for atoms in frames])
+    check_geometries(R, source, labelled=labelled)
+    return z, R
 
 
 def write_frames(

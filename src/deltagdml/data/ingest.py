@@ -13,10 +13,12 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
+from deltagdml.data.frames import frame_geometries
 from deltagdml.data.labelling import Progress, geometry_labels, label_fragments, validate_labels
 from deltagdml.data.systems import System
 from deltagdml.errors import DatasetError
-from deltagdml.gdml.dataset import check_distances, load_dataset
+from deltagdml.gdml.dataset import load_dataset
+from deltagdml.gdml.dataset_checks import check_energy_forces, check_real
 from deltagdml.settings import CalculatorSettings
 from deltagdml.units import KCAL_MOL_PER_EV
 
@@ -25,14 +27,18 @@ GEOMETRY_TOL = 1e-4
 
 
 def read_labelled_geometries(
-    path: str | os.PathLike,
+    path: str | os.PathLike, ignore_pbc: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(R, z, E, F)`` in Å and kcal/mol from an sGDML ``.npz`` or an ASE trajectory."""
+    """``(R, z, E, F)`` in Å and kcal/mol from an sGDML ``.npz`` or an ASE trajectory.
+
+    Both are checked physically (:mod:`deltagdml.gdml.dataset_checks`); a periodic cell is
+    refused unless ``ignore_pbc``.
+    """
     path = str(path)
     if not Path(path).is_file():
         raise DatasetError(f"{path}: file not found")
     if path.endswith(".npz"):
-        ds = load_dataset(path)
+        ds = load_dataset(path, ignore_pbc=ignore_pbc)
         if ds.E is None:
             raise DatasetError(f"{path}: dataset has no energies 'E'; they are required")
         return ds.R, ds.z, ds.E, ds.F
@@ -40,24 +46,19 @@ def read_labelled_geometries(
         frames = ase.io.read(path, index=":")
     except Exception as exc:  # ase.io raises many types for unreadable files
         raise DatasetError(f"{path}: cannot read as a trajectory with ase.io: {exc}") from exc
-    if not frames:
-        raise DatasetError(f"{path}: holds no geometries")
-    z = frames[0].numbers
+    z, R = frame_geometries(frames, path, ignore_pbc=ignore_pbc, labelled=True)
     E, F = np.empty(len(frames)), np.empty((len(frames), len(z), 3))
     for i, atoms in enumerate(frames):
-        if not np.array_equal(atoms.numbers, z):
-            raise DatasetError(f"{path}: frame {i} has different atoms than frame 0")
         try:
             E[i] = atoms.get_potential_energy()
             F[i] = atoms.get_forces()
         except Exception as exc:  # no calculator / property missing
             raise DatasetError(f"{path}: frame {i} lacks energy or forces ({exc})") from exc
-    R = np.stack([atoms.positions for atoms in frames])
-    if not (np.isfinite(R).all() and np.isfinite(E).all() and np.isfinite(F).all()):
-        raise DatasetError(f"{path}: positions, energies or forces contain NaN or inf")
-    if len(z) > 1:
-        check_distances(R, path)
-    return R, z, E * KCAL_MOL_PER_EV, F * KCAL_MOL_PER_EV
+    E, F = E * KCAL_MOL_PER_EV, F * KCAL_MOL_PER_EV
+    check_real("E", E, path)
+    check_real("F", F, path)
+    check_energy_forces(R, E, F, path)
+    return R, z, E, F
 
 
 def check_elements(z: np.ndarray, expected: np.ndarray, path: str, what: str) -> None:
@@ -79,15 +80,17 @@ def ingest_dataset(
     fragment_files: list[str | os.PathLike] | None = None,
     calculator: CalculatorSettings | None = None,
     progress: Progress | None = None,
+    ignore_pbc: bool = False,
 ) -> dict[str, np.ndarray]:
     """Labels (see :mod:`.labelling`) for the complex geometries and labels in ``path``.
 
     Fragment labels are read from ``fragment_files`` (one per fragment, geometries equal
     to the complex's within ``GEOMETRY_TOL``), else computed with ``calculator`` if given,
-    else left out (add them later with ``label_fragments`` + ``combine_labels``).
+    else left out (add them later with ``label_fragments`` + ``combine_labels``). A
+    periodic cell in any file is refused unless ``ignore_pbc``.
     """
     path = str(path)
-    R, z, E, F = read_labelled_geometries(path)
+    R, z, E, F = read_labelled_geometries(path, ignore_pbc)
     check_elements(z, system.z, path, f"system '{system.name}'")
     labels = {**geometry_labels(system, R), "E": E, "F": F}
     if fragment_files is not None:
@@ -98,7 +101,7 @@ def ingest_dataset(
             )
         for k, (fpath, idx) in enumerate(zip(fragment_files, system.fragments, strict=True)):
             fpath = str(fpath)
-            R_k, z_k, E_k, F_k = read_labelled_geometries(fpath)
+            R_k, z_k, E_k, F_k = read_labelled_geometries(fpath, ignore_pbc)
             check_elements(z_k, system.z[idx], fpath, f"fragment {k} of '{system.name}'")
             if len(R_k) != len(R):
                 raise DatasetError(f"{fpath}: {len(R_k)} geometries, but {path} has {len(R)}")

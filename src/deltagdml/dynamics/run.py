@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from deltagdml.data.md import com_distances, com_restraint, langevin
 from deltagdml.data.systems import BOND_SCALE
+from deltagdml.errors import ConfigError
 from deltagdml.gdml.calculator import GDMLCalculator
 from deltagdml.gdml.composite import (
     DeltaModel,
@@ -242,7 +243,20 @@ def run_md(
     is), the uncertainty of each part is recorded at these frames too and checked against
     ``criteria.max_uncertainty_ratio``; any other ASE calculator records none.
     Deterministic for a seed. ``progress`` receives a line at every tenth of the run.
+    Raises :class:`ConfigError` naming the argument for a negative temperature or
+    friction, a timestep ≤ 0, or fewer than one step or step per frame.
     """
+    for name, count in (("n_steps", n_steps), ("stride", stride)):
+        if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+            raise ConfigError(f"run_md: {name} = {count!r} must be an integer ≥ 1")
+    for name, value, positive in (
+        ("temperature_K", temperature_K, False),
+        ("timestep_fs", timestep_fs, True),
+        ("friction_per_fs", friction_per_fs, False),
+    ):
+        if not np.isfinite(value) or value < 0 or (positive and value == 0):
+            bound = "> 0" if positive else "≥ 0"
+            raise ConfigError(f"run_md: {name} = {value!r} must be finite and {bound}")
     atoms = Atoms(atoms.numbers, positions=atoms.positions)
     restraint = restraint or RestraintSettings(enabled=False)
     bias = com_restraint(restraint, atoms.positions, atoms.get_masses(), fragments)

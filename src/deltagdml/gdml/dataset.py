@@ -17,6 +17,7 @@ import numpy as np
 
 from deltagdml.atomic_io import save_npz_atomic
 from deltagdml.errors import DatasetError
+from deltagdml.gdml.dataset_checks import check_labelled, check_periodic, check_real
 from deltagdml.npz_io import as_str, read_npz
 from deltagdml.units import (
     ENERGY_UNITS_IN_KCAL_MOL,
@@ -43,6 +44,9 @@ class Dataset:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for key in ("R", "F", "E"):
+            if getattr(self, key) is not None:
+                check_real(key, getattr(self, key), self.name)
         self.R = np.asarray(self.R, dtype=float)
         self.z = np.asarray(self.z).astype(int, copy=False)
         self.F = np.asarray(self.F, dtype=float)
@@ -100,12 +104,8 @@ def validate_arrays(
             f"{source}: 'E' has {E.shape[0]} entries but 'R' has {R.shape[0]} geometries"
         )
     for key, arr in (("R", R), ("F", F), ("E", E)):
-        if arr is not None and not np.all(np.isfinite(arr)):
-            bad = np.unique(np.nonzero(~np.isfinite(arr))[0])
-            raise DatasetError(
-                f"{source}: '{key}' contains NaN or inf values (geometries {bad[:10].tolist()}"
-                f"{' …' if bad.size > 10 else ''})"
-            )
+        if arr is not None:
+            check_real(key, arr, source)
     if R.shape[0] == 0:
         raise DatasetError(f"{source}: dataset holds no geometries")
 
@@ -122,35 +122,35 @@ def dataset_md5(R: np.ndarray, z: np.ndarray, F: np.ndarray, E: np.ndarray | Non
     return h.hexdigest()
 
 
-#: Shortest interatomic distance (Å) a geometry may have (H2: 0.74 Å). Below it, positions
-#: are not in the stated unit (Å read as bohr: C–H 0.58 Å) or two atoms coincide.
-MIN_DISTANCE = 0.6
+#: Keys that mark a periodic dataset (sGDML stores its cell as ``lattice``).
+PERIODIC_KEYS = ("lattice", "cell", "pbc")
 
 
-def check_distances(R: np.ndarray, source: str) -> None:
-    """Refuse geometries ``R`` (M, N, 3) in Å whose closest atom pair is implausibly close."""
-    i, j = np.triu_indices(R.shape[1], k=1)
-    for start in range(0, len(R), 256):
-        block = R[start : start + 256]
-        d = np.linalg.norm(block[:, i] - block[:, j], axis=-1).min(axis=1)
-        bad = np.flatnonzero(~(d >= MIN_DISTANCE))
-        if bad.size:
-            m = start + int(bad[0])
-            raise DatasetError(
-                f"{source}: geometry {m} has two atoms {d[bad[0]]:.3f} Å apart (minimum "
-                f"{MIN_DISTANCE} Å); are the positions in another length unit?"
-            )
+def load_dataset(path: str | os.PathLike, ignore_pbc: bool = False) -> Dataset:
+    """Read and validate an sGDML dataset ``.npz``; convert to Å and kcal/mol.
 
-
-def load_dataset(path: str | os.PathLike) -> Dataset:
-    """Read and validate an sGDML dataset ``.npz``; convert to Å and kcal/mol."""
+    Every read is checked physically (:mod:`.dataset_checks`); a periodic cell is refused
+    unless ``ignore_pbc``.
+    """
     path = str(path)
     data = read_npz(
-        path, ("R", "z", "F"), "dataset", optional=("E", "r_unit", "e_unit", "name", "theory")
+        path,
+        ("R", "z", "F"),
+        "dataset",
+        optional=("E", "r_unit", "e_unit", "name", "theory", *PERIODIC_KEYS),
     )
     for key in ("R", "z", "F", "E"):
-        if key in data and not np.issubdtype(data[key].dtype, np.number):
-            raise DatasetError(f"{path}: key '{key}' must be numeric, got dtype {data[key].dtype}")
+        if key in data and (
+            np.iscomplexobj(data[key]) or not np.issubdtype(data[key].dtype, np.number)
+        ):
+            raise DatasetError(
+                f"{path}: key '{key}' must be real numbers, got dtype {data[key].dtype}"
+            )
+    pbc = data.get("pbc")
+    periodic = "lattice" in data or (
+        np.any(pbc) if pbc is not None else "cell" in data and np.any(data["cell"])
+    )
+    check_periodic(bool(periodic), path, ignore_pbc)
     R, F, z = data["R"].astype(float), data["F"].astype(float), data["z"]
     E = data["E"].astype(float) if "E" in data else None
     if not np.issubdtype(z.dtype, np.integer) and not np.all(np.mod(z, 1) == 0):
@@ -187,8 +187,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
         )
     except DatasetError as exc:
         raise DatasetError(f"{path}: {exc}") from None
-    if ds.n_atoms > 1:
-        check_distances(ds.R, f"{path} (r_unit={r_unit!r})")
+    check_labelled(ds.R, ds.E, ds.F, f"{path} (r_unit={r_unit!r}, e_unit={e_unit!r})")
     return ds
 
 

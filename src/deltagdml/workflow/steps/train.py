@@ -20,7 +20,7 @@ from deltagdml.gdml.composite import DeltaModel
 from deltagdml.gdml.dataset import load_dataset
 from deltagdml.gdml.delta_io import TrainingRecord, save_delta_model
 from deltagdml.gdml.model import GDMLModel
-from deltagdml.gdml.model_io import save_model
+from deltagdml.gdml.model_io import HASH_KEYS, save_model, training_hashes
 from deltagdml.gdml.selection import select_sigma_configured
 from deltagdml.gdml.uncertainty import UNITS
 from deltagdml.npz_io import as_str, read_npz
@@ -98,6 +98,7 @@ def train_model(
         md5_valid=ds.md5(),
         dataset_name=ds.name,
         dataset_theory=ds.theory,
+        **training_hashes(ds.R, ds.z, idxs_train, split["valid"]),
     )
     shutil.rmtree(checkpoints, ignore_errors=True)
 
@@ -137,12 +138,14 @@ def delta_model(
     idx = load_splits(splits, ds.n_geometries)
     part_info = {}
     for part in delta.parts():
-        meta = read_npz(models[part], (), "model", optional=("md5_train", "md5_valid"))
-        part_info[part] = {key: as_str(value) for key, value in meta.items()}
+        meta = read_npz(models[part], (), "model", optional=("md5_train", "md5_valid", *HASH_KEYS))
+        part_info[part] = {k: v if k in HASH_KEYS else as_str(v) for k, v in meta.items()}
+    idxs_train = union_train_indices(idx, delta.parts())
     record = TrainingRecord(
         md5=ds.md5(),
-        idxs_train=union_train_indices(idx, delta.parts()).tolist(),
+        idxs_train=idxs_train.tolist(),
         idxs_valid=idx["valid"].tolist(),
+        **training_hashes(ds.R, ds.z, idxs_train, idx["valid"]),
     )
     save_delta_model(delta, output, part_info=part_info, record=record, theory=theory_label(config))
     log.info("%s: Δ model (%s) written to %s", system, ", ".join(delta.parts()), output)
