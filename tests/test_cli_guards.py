@@ -192,6 +192,9 @@ SIZE_CASES = [
     ("train", ["--n-valid", "-1"], "--n-valid"),
     ("train-delta", ["--patience", "0"], "--patience"),
     ("test", ["--n-test", "-1"], "--n-test"),
+    ("train", ["--sigmas", "10", "0"], "--sigmas"),
+    ("train-delta", ["--sigmas", "-5"], "--sigmas"),
+    ("train", ["--lam", "-1e-10"], "--lam"),
 ]
 
 

@@ -492,7 +492,13 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     count = _number(int, 1)
     p.add_argument("--n-train", type=count, default=d.n_train, help="training geometries")
     p.add_argument("--n-valid", type=count, default=d.n_valid, help="validation (σ choice)")
-    p.add_argument("--sigmas", type=float, nargs="+", default=list(d.sigmas), help="σ grid")
+    p.add_argument(
+        "--sigmas",
+        type=_number(float, 0, strict=True),
+        nargs="+",
+        default=list(d.sigmas),
+        help="σ grid",
+    )
     p.add_argument("--sigma-search", choices=SEARCHES, default=d.sigma_search)
     p.add_argument(
         "--no-extend-sigmas",
@@ -500,7 +506,7 @@ def _training_options(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="do not follow a best σ at the end of the grid outwards",
     )
-    p.add_argument("--lam", type=float, default=d.lam, help="regularisation")
+    p.add_argument("--lam", type=_number(float, 0), default=d.lam, help="regularisation")
     p.add_argument("--patience", type=count, default=d.patience, help="σ search early stop")
     p.add_argument("--perms", default=d.symmetries, help="auto, none, or a .npy (P, N) array")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits")
