@@ -44,8 +44,8 @@ class Dataset:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for key in ("R", "F", "E"):
-            if getattr(self, key) is not None:
+        for key in ("R", "F", "E"):  # before the cast drops an imaginary part
+            if np.iscomplexobj(getattr(self, key)):
                 check_real(key, getattr(self, key), self.name)
         self.R = np.asarray(self.R, dtype=float)
         self.z = np.asarray(self.z).astype(int, copy=False)
