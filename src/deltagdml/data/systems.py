@@ -184,6 +184,15 @@ def index_list(spec: Any, n_atoms: int, where: str) -> np.ndarray:
     return idx
 
 
+def bonded_pairs(atoms: Atoms) -> np.ndarray:
+    """Bonded atom pairs (n, 2), each once: closer than BOND_SCALE (r_i + r_j), r the
+    covalent radii."""
+    nl = NeighborList(natural_cutoffs(atoms, mult=BOND_SCALE), skin=0.0, self_interaction=False)
+    nl.update(atoms)
+    pairs = [(i, j) for i in range(len(atoms)) for j in nl.get_neighbors(i)[0]]
+    return np.array(pairs, dtype=int).reshape(-1, 2)
+
+
 def connectivity_fragments(atoms: Atoms) -> list[np.ndarray]:
     """Covalently bonded components, ordered by their first atom.
 

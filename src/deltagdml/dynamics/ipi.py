@@ -16,10 +16,10 @@ import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import all_changes
 from ase.calculators.socketio import IPIProtocol, SocketClient, SocketClosed, actualunixsocketname
-from ase.data import chemical_symbols, covalent_radii
+from ase.data import chemical_symbols
 from ase.parallel import DummyMPI
 
-from deltagdml.data.systems import BOND_SCALE
+from deltagdml.data.systems import bonded_pairs
 from deltagdml.dynamics.run import UncertaintyMonitor
 from deltagdml.errors import DeltaGDMLError
 from deltagdml.gdml.calculator import GDMLCalculator
@@ -55,15 +55,6 @@ def unix_socket_path(name: str) -> str:
     if "/" in name or (os.path.exists(name) and stat.S_ISSOCK(os.stat(name).st_mode)):
         return name
     return actualunixsocketname(name)
-
-
-def bonded_pairs(numbers: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Atom pairs (i < j) closer than BOND_SCALE × the sum of covalent radii; all pairs if
-    none is."""
-    d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
-    r = covalent_radii[numbers]
-    i, j = np.nonzero(np.triu(d < BOND_SCALE * (r[:, None] + r[None]), 1))
-    return (i, j) if len(i) else np.triu_indices(len(numbers), 1)
 
 
 class _CheckedProtocol(IPIProtocol):
@@ -107,7 +98,8 @@ class _CheckedProtocol(IPIProtocol):
         """Refuse positions whose bond lengths (the start structure's bonds) differ by more
         than the tolerance: another system, or the atoms in another order."""
         ref, z = self.start.positions, self.start.numbers
-        i, j = bonded_pairs(z, ref)
+        bonds = bonded_pairs(Atoms(z, positions=ref))
+        i, j = bonds.T if len(bonds) else np.triu_indices(len(z), 1)  # none: every pair
         if not len(i):
             return
         d_ref = np.linalg.norm(ref[i] - ref[j], axis=1)

@@ -17,11 +17,10 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import BaseCalculator
 from ase.calculators.mixing import SumCalculator
-from ase.neighborlist import NeighborList, natural_cutoffs
 from threadpoolctl import threadpool_limits
 
 from deltagdml.data.md import com_distances, com_restraint, langevin
-from deltagdml.data.systems import BOND_SCALE
+from deltagdml.data.systems import bonded_pairs
 from deltagdml.errors import ConfigError
 from deltagdml.gdml.calculator import GDMLCalculator
 from deltagdml.gdml.composite import (
@@ -53,14 +52,11 @@ class StabilityMonitor:
         self.c = criteria
         self.masses = atoms.get_masses()
         self.fragments = fragments
-        nl = NeighborList(natural_cutoffs(atoms, mult=BOND_SCALE), skin=0.0, self_interaction=False)
-        nl.update(atoms)
         label = np.empty(len(atoms), dtype=int)
         for k, idx in enumerate(fragments):
             label[idx] = k
-        bonds = [(i, j) for i in range(len(atoms)) for j in nl.get_neighbors(i)[0]]
-        self.bonds = np.array([b for b in bonds if label[b[0]] == label[b[1]]], dtype=int)
-        self.bonds = self.bonds.reshape(-1, 2)  # (n_bonds, 2) even without bonds
+        bonds = bonded_pairs(atoms)
+        self.bonds = bonds[label[bonds[:, 0]] == label[bonds[:, 1]]]  # (n_bonds, 2)
         self.bond0 = self._bond_lengths(atoms.positions)
         self.com0 = com_distances(atoms.positions, self.masses, fragments)[0]
         self.energy0 = energy_kcal_mol
