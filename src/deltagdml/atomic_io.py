@@ -7,14 +7,17 @@ which is atomic on POSIX file systems.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 #: Timestamp of every zip entry, for reproducible ``.npz`` files (zip's epoch).
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -78,6 +81,29 @@ def save_npz_atomic(path: str | os.PathLike, **arrays: Any) -> None:
             info = zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_ZIP_TIME)
             with zf.open(info, "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
+
+
+@contextlib.contextmanager
+def live_text(path: str | os.PathLike) -> Iterator[TextIO]:
+    """A line-buffered text file written live to ``PATH.partial`` (followable while it
+    grows) and moved onto ``path`` when the block succeeds. On an error ``path`` is left
+    untouched and ``PATH.partial`` stays as the record up to the failure, unless it holds
+    no line beyond the first (a header), when it is removed."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(partial, "w", buffering=1) as fh:
+            yield fh
+    except BaseException:
+        with open(partial) as fh:
+            records = sum(1 for _ in fh) > 1
+        if records:
+            log.warning("the record up to the failure is in %s", partial)
+        else:
+            partial.unlink()
+        raise
+    os.replace(partial, path)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

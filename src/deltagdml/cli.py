@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from deltagdml.atomic_io import atomic_path, save_npz_atomic
+from deltagdml.atomic_io import atomic_path, live_text, save_npz_atomic
 from deltagdml.data.calculators import calculator_label, check_calculator_spec, set_single_thread
 from deltagdml.data.delta import build_delta_datasets
 from deltagdml.data.frames import ase_format, write_frames
@@ -439,19 +439,17 @@ def cmd_md(args: argparse.Namespace) -> None:
 def cmd_ipi(args: argparse.Namespace) -> None:
     if args.uncertainty_stride < 1:
         raise CLIError(f"--uncertainty-stride {args.uncertainty_stride}: must be ≥ 1")
+    log_file = args.uncertainty_log
     _outputs_ok(
-        {"model": args.model, "start": args.start}, {"--uncertainty-log": args.uncertainty_log}
+        {"model": args.model, "start": args.start},
+        {"--uncertainty-log": [log_file, f"{log_file}.partial"] if log_file else None},
     )
     client = IPIClient(args.address, args.unix, args.timeout, args.order_tolerance)
     model = load_model(args.model)
     atoms = Atoms(model.z_, positions=_read_geometries(args.start, model.z_, args.ignore_pbc)[0])
     log.info("serving %s to the %s", args.model, client.server)
-    # the log is written line by line as the server runs
-    with (
-        open(args.uncertainty_log, "w", buffering=1)
-        if args.uncertainty_log
-        else nullcontext() as lines
-    ):
+    # the log is written line by line as the server runs, to LOG.partial until it ends
+    with live_text(args.uncertainty_log) if args.uncertainty_log else nullcontext() as lines:
         atoms.calc = (
             GDMLCalculator(model)
             if lines is None
@@ -637,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--uncertainty-log",
         help="CSV: each part's uncertainty and the threshold ratio every --uncertainty-stride "
-        "force calls",
+        "force calls; written live to LOG.partial, moved to LOG when the server ends the run",
     )
     i.add_argument(
         "--uncertainty-stride", type=int, default=md.stride, help="force calls per log line"

@@ -3,7 +3,9 @@ protocol): the served forces, and each way a server can be wrong refused in one 
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -206,3 +208,100 @@ def test_the_tcp_socket_sends_without_delay(files):
         client.run(atoms)
     assert atoms.calc.nodelay != 0
     np.testing.assert_array_equal(out["result"][0], 0.0)
+
+
+def test_positions_with_nan_are_refused_and_the_log_kept_as_partial(files, tmp_path, capsys):
+    """A server that sends NaN positions on its second step: one line naming it; the
+    uncertainty log is not written to its path, its record up to the failure stays in
+    LOG.partial. A run that ends normally moves the log to its path."""
+    start = methane_water().positions
+    bad = start.copy()
+    bad[3, 0] = np.nan
+
+    def script(p: IPIProtocol) -> str:
+        p.calculate(start, CELL)
+        return refused(bad)(p)
+
+    log = tmp_path / "uncertainty.csv"
+    with fake_server(script) as (address, out):
+        assert ipi(files, "--address", address, "--uncertainty-log", str(log)) == 1
+    assert "sent positions holding NaN or inf" in one_error(capsys)
+    assert out["result"] == "closed"
+    assert not log.exists()
+    lines = (tmp_path / "uncertainty.csv.partial").read_text().splitlines()
+    assert lines[0].startswith("step,uncertainty_model") and lines[1].startswith("0,")
+    assert len(lines) == 2
+
+    with fake_server(steps([start, start + 0.01])) as (address, out):
+        options = ["--uncertainty-log", str(log), "--uncertainty-stride", "1"]
+        assert ipi(files, "--address", address, *options) == 0
+    assert len(log.read_text().splitlines()) == 3
+    assert not (tmp_path / "uncertainty.csv.partial").exists()
+
+    log.unlink()  # no server: nothing recorded, nothing left behind
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert ipi(files, "--address", f"127.0.0.1:{port}", "--uncertainty-log", str(log)) == 1
+    assert not list(tmp_path.iterdir())
+
+
+IPI_INPUT = """<simulation verbosity="low" sockets_prefix="{prefix}">
+  <output prefix="sim">
+    <properties stride="1" filename="out">[step, potential{{electronvolt}}, conserved{{electronvolt}}, kinetic_md{{electronvolt}}]</properties>
+    <trajectory filename="pos" stride="1" format="ase">positions</trajectory>
+    <trajectory filename="frc" stride="1" format="ase">forces</trajectory>
+  </output>
+  <total_steps>{steps}</total_steps>
+  <prng><seed>31415</seed></prng>
+  <ffsocket name="gdml" mode="unix" pbc="false"><address>srv</address><latency>1e-4</latency></ffsocket>
+  <system>
+    <initialize nbeads="1">
+      <file mode="xyz" units="angstrom">start.xyz</file>
+      <cell mode="abc" units="angstrom">[50, 50, 50]</cell>
+      <velocities mode="thermal" units="kelvin">300</velocities>
+    </initialize>
+    <forces><force forcefield="gdml"/></forces>
+    <motion mode="dynamics">
+      <dynamics mode="nve"><timestep units="femtosecond">0.1</timestep></dynamics>
+    </motion>
+  </system>
+</simulation>
+"""  # noqa: E501
+
+
+@pytest.mark.skipif(shutil.which("i-pi") is None, reason="i-PI is not installed (pip install ipi)")
+def test_a_real_ipi_server_runs_nve_md_on_the_models_forces(files, tmp_path):
+    """i-PI itself (NVE, 20 steps of 0.1 fs, atomic units inside) driven over a UNIX socket
+    at a path of our choosing: at every step its potential energy and forces are the model's
+    at its positions (eV, eV/Å, as written to 8 decimals), and its conserved energy stays
+    within 1e-3 of the kinetic energy: the client's units and atom order are right."""
+    steps = 20
+    ase.io.write(tmp_path / "start.xyz", methane_water())
+    (tmp_path / "input.xml").write_text(IPI_INPUT.format(prefix=f"{tmp_path}/", steps=steps))
+    with open(tmp_path / "ipi.log", "w") as log:
+        server = subprocess.Popen(["i-pi", "input.xml"], cwd=tmp_path, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "srv").exists() and server.poll() is None:
+            assert time.monotonic() < deadline, "i-PI did not open its socket"
+            time.sleep(0.1)
+        model, start = (str(files[k]) for k in ("model", "start"))
+        assert cli(["ipi", model, start, "--unix", str(tmp_path / "srv")]) == 0
+        assert server.wait(60) == 0, (tmp_path / "ipi.log").read_text()[-2000:]
+    finally:
+        server.kill()
+    table = np.loadtxt(tmp_path / "sim.out")
+    assert table.shape == (steps + 1, 4)
+    positions = ase.io.read(tmp_path / "sim.pos_0.extxyz", ":")
+    forces = ase.io.read(tmp_path / "sim.frc_0.extxyz", ":")
+    assert len(positions) == len(forces) == steps + 1
+    calc = GDMLCalculator(load_model(files["model"]))
+    for k, (frame, F) in enumerate(zip(positions, forces, strict=True)):
+        atoms = Atoms(frame.numbers, positions=frame.positions)
+        atoms.calc = calc
+        np.testing.assert_allclose(F.get_forces(), atoms.get_forces(), atol=1e-6)
+        assert table[k, 1] == pytest.approx(atoms.get_potential_energy(), abs=1e-7)
+    # i-PI's "ase" length unit differs from its Å by 1.4e-8 (relative)
+    np.testing.assert_allclose(positions[0].positions, methane_water().positions, atol=2e-8)
+    assert np.ptp(table[:, 2]) < 1e-3 * table[:, 3].mean()

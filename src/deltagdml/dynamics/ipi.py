@@ -59,7 +59,8 @@ def unix_socket_path(name: str) -> str:
 
 class _CheckedProtocol(IPIProtocol):
     """:class:`IPIProtocol` that refuses messages out of the protocol's order, an atom count
-    other than the start structure's, and first positions whose bond lengths differ from it."""
+    other than the start structure's, positions that are not finite, and first positions
+    whose bond lengths differ from the start structure's."""
 
     def __init__(self, sock: socket.socket, server: str, start: Atoms, tolerance: float) -> None:
         super().__init__(sock)
@@ -79,15 +80,24 @@ class _CheckedProtocol(IPIProtocol):
             )
         return msg
 
+    def recv(self, shape, dtype, what: str = "a message") -> np.ndarray:
+        """An array of ``shape`` and ``dtype``; one holding NaN or inf is refused (ASE's
+        own ``recv`` asserts)."""
+        buf = self._recvall(int(np.dtype(dtype).itemsize * np.prod(shape)))
+        a = np.frombuffer(buf, dtype=dtype).reshape(shape).copy()
+        if not np.isfinite(a).all():
+            raise IPIError(f"{self.server} sent {what} holding NaN or inf")
+        return a
+
     def recvposdata(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        cell = self.recv((3, 3), np.float64).T.copy()
-        icell = self.recv((3, 3), np.float64).T.copy()
+        cell = self.recv((3, 3), np.float64, "a cell").T.copy()
+        icell = self.recv((3, 3), np.float64, "an inverse cell").T.copy()
         n = int(self.recv(1, np.int32)[0])
         if n != self.n_atoms:
             raise IPIError(
                 f"{self.server} simulates {n} atoms, the model's system has {self.n_atoms}"
             )
-        positions = self.recv((n, 3), np.float64) * units.Bohr
+        positions = self.recv((n, 3), np.float64, "positions") * units.Bohr
         if self.start is not None:
             self._check_system(positions)
             self.start = None
