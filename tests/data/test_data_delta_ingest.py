@@ -26,8 +26,9 @@ from deltagdml.units import KCAL_MOL_PER_EV  # noqa: E402
 @pytest.fixture
 def trimer():
     """Two waters and a Na+ ion: three fragments, one of them a single atom."""
-    rng = np.random.default_rng(0)
-    atoms = Atoms("OH2OH2Na", positions=rng.normal(0.0, 2.0, (7, 3)))
+    water = np.array([[0.0, 0.0, 0.12], [0.0, 0.76, -0.47], [0.0, -0.76, -0.47]])
+    positions = np.vstack([water, water + [3.0, 0.5, 0.0], [[1.5, -2.5, 0.3]]])
+    atoms = Atoms("OH2OH2Na", positions=positions)
     frags = [np.array([3, 4, 5]), np.array([0, 1, 2]), np.array([6])]
     return System("trimer", atoms, frags, [0, 0, 1], [1, 1, 1], 1, 1)
 

@@ -89,6 +89,37 @@ def test_half_the_frames_in_bohr_refused(md, tmp_path):
         load_dataset(save(tmp_path / "mixed.npz", z, R, E, F))
 
 
+def test_a_dataset_entirely_in_bohr_refused_in_npz_and_xyz(md, tmp_path):
+    """Every frame in bohr, the file saying Å: each hydrogen ~1.9× its bond length from
+    any atom. The same data in Å pass (the clean test above)."""
+    z, R, E, F = md
+    R_bohr = R / BOHR
+    with pytest.raises(DatasetError, match=r"bohr.npz.*hydrogens.* 1\.9\d × .*in bohr\?"):
+        load_dataset(save(tmp_path / "bohr.npz", z, R_bohr, E, F))
+    with pytest.raises(DatasetError, match=r"bohr.xyz.*hydrogens.*in bohr\?"):
+        read_labelled_geometries(
+            write_xyz(tmp_path / "bohr.xyz", z, R_bohr, E / KCAL_MOL_PER_EV, F / KCAL_MOL_PER_EV)
+        )
+
+
+def test_bohr_without_hydrogens_warned_about_and_a_rare_gas_cluster_not(tmp_path, caplog):
+    """C60 in bohr: a warning (no hydrogen to be sure by), none in Å; an Ar₃ cluster at
+    its 3.8 Å contact, far beyond argon's covalent radius, gets none either."""
+    rng = np.random.default_rng(0)
+    c60 = molecule("C60").positions + rng.normal(0.0, 0.02, (12, 60, 3))
+    ar3 = 3.8 * np.array([[0, 0, 0], [1, 0, 0], [0.5, 0.75**0.5, 0]]) + rng.normal(
+        0.0, 0.05, (12, 3, 3)
+    )
+    cases = {"c60_bohr": (6, c60 / BOHR), "c60": (6, c60), "ar3": (18, ar3)}
+    for name, (element, R) in cases.items():
+        z, zeros = np.full(R.shape[1], element), np.zeros(len(R))
+        with caplog.at_level(logging.WARNING):
+            load_dataset(save(tmp_path / f"{name}.npz", z, R, zeros, np.zeros_like(R)))
+        assert ("in bohr?" in caplog.text) == (name == "c60_bohr"), name
+        assert name == "c60_bohr" or not caplog.text, caplog.text
+        caplog.clear()
+
+
 def test_ev_extxyz_with_a_block_of_kcal_mol_energies_refused(md, tmp_path):
     z, R, E, F = md
     E_eV, F_eV = E / KCAL_MOL_PER_EV - 4000.0, F / KCAL_MOL_PER_EV

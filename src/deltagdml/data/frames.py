@@ -49,7 +49,7 @@ def frame_geometries(
     if periodic.size:
         check_periodic(True, f"{source}: {frames_text(periodic, len(frames))}", ignore_pbc)
     R = np.stack([atoms.get_positions() for atoms in frames])
-    check_geometries(R, source, labelled=labelled)
+    check_geometries(R, z, source, labelled=labelled)
     return z, R
 
 

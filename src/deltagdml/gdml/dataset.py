@@ -187,7 +187,7 @@ def load_dataset(path: str | os.PathLike, ignore_pbc: bool = False) -> Dataset:
         )
     except DatasetError as exc:
         raise DatasetError(f"{path}: {exc}") from None
-    check_labelled(ds.R, ds.E, ds.F, f"{path} (r_unit={r_unit!r}, e_unit={e_unit!r})")
+    check_labelled(ds.R, ds.z, ds.E, ds.F, f"{path} (r_unit={r_unit!r}, e_unit={e_unit!r})")
     return ds
 
 

@@ -9,6 +9,11 @@ milder findings are logged as warnings naming the frames.
   silently), NaN and inf are refused.
 - **Gas phase**: a periodic cell is refused unless ``ignore_pbc`` says to drop it.
 - **Shortest distance**: two atoms closer than ``MIN_DISTANCE`` Å.
+- **Length scale against covalent radii**: each atom's nearest-neighbour distance divided by
+  the sum of the two atoms' covalent radii is ~1 for a bonded atom in Å (C–H 1.02, O–H 0.99)
+  and ~1.9 in bohr. A median over the hydrogens and frames above ``BOND_RATIO`` is refused
+  (a hydrogen is bonded in nearly every molecule); without hydrogens, a median over all
+  atoms but noble gases (van der Waals contacts: Ar₂ 1.77) above it is warned about.
 - **Length scale across frames** (N ≥ 3): each atom's nearest-neighbour distance divided
   by its median over the frames; the median of that over atoms must lie within
   ``1/SCALE_RATIO`` .. ``SCALE_RATIO`` in every frame. Frames in bohr (×1.89) or nm (×0.1)
@@ -41,6 +46,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from ase.data import covalent_radii
 
 from deltagdml.errors import DatasetError
 
@@ -50,6 +56,8 @@ log = logging.getLogger(__name__)
 #: are not in the stated unit (Å read as bohr: C–H 0.58 Å) or two atoms coincide.
 MIN_DISTANCE = 0.6
 SCALE_RATIO = 1.5
+BOND_RATIO = 1.5
+NOBLE_GASES = (2, 10, 18, 36, 54, 86)
 GRID_ERROR = 0.05
 GRID_WARN = 0.005
 ENERGY_OFFSET = 3.0
@@ -100,31 +108,65 @@ def check_periodic(periodic: bool, source: str, ignore_pbc: bool = False) -> Non
     log.warning("%s: periodic cell ignored; positions used as an isolated system", source)
 
 
-def nearest_distances(R: np.ndarray) -> np.ndarray:
-    """Each atom's distance (Å) to its nearest other atom, (M, N), for N ≥ 2."""
+def nearest_distances(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each atom's distance (Å) to its nearest other atom and that atom's index, both
+    (M, N), for N ≥ 2."""
     N = R.shape[1]
-    out = np.empty(R.shape[:2])
+    out, partner = np.empty(R.shape[:2]), np.empty(R.shape[:2], dtype=np.intp)
     for start in range(0, len(R), _CHUNK):
         block = R[start : start + _CHUNK]
         block = block - block.mean(axis=1, keepdims=True)
         sq = np.einsum("mij,mij->mi", block, block)
         d2 = sq[:, :, None] + sq[:, None] - 2.0 * (block @ block.transpose(0, 2, 1))
         d2[:, np.arange(N), np.arange(N)] = np.inf
-        out[start : start + _CHUNK] = np.sqrt(np.maximum(d2.min(axis=2), 0.0))
-    return out
+        k = d2.argmin(axis=2)
+        partner[start : start + _CHUNK] = k
+        nearest = np.take_along_axis(d2, k[..., None], axis=2)[..., 0]
+        out[start : start + _CHUNK] = np.sqrt(np.maximum(nearest, 0.0))
+    return out, partner
 
 
 def check_distances(R: np.ndarray, source: str, nearest: np.ndarray | None = None) -> None:
     """Refuse geometries ``R`` (M, N, 3) in Å whose closest atom pair is implausibly close."""
     if R.shape[1] < 2:
         return
-    d = (nearest_distances(R) if nearest is None else nearest).min(axis=1)
+    d = (nearest_distances(R)[0] if nearest is None else nearest).min(axis=1)
     bad = np.flatnonzero(~(d >= MIN_DISTANCE))
     if bad.size:
         m = int(bad[0])
         raise DatasetError(
             f"{source}: geometry {m} has two atoms {d[m]:.3f} Å apart (minimum "
             f"{MIN_DISTANCE} Å); are the positions in another length unit?"
+        )
+
+
+def check_bond_scale(z: np.ndarray, nearest: np.ndarray, partner: np.ndarray, source: str) -> None:
+    """Refuse positions whose hydrogens sit ~1.9× their covalent bond length from every
+    atom (bohr read as Å); without hydrogens, warn when the atoms other than noble gases
+    do."""
+    z = np.asarray(z)
+    radii = covalent_radii[z]
+    ratio = nearest / (radii + radii[partner])
+    hydrogens = z == 1
+    if hydrogens.any():
+        value = float(np.median(ratio[:, hydrogens]))
+        if value > BOND_RATIO:
+            raise DatasetError(
+                f"{source}: the hydrogens' nearest atoms are a median {value:.2f} × their "
+                f"covalent bond length away (bonded: ~1, bohr read as Å: ~1.89; limit "
+                f"{BOND_RATIO}); are the positions in bohr?"
+            )
+        return
+    bonding = ~np.isin(z, NOBLE_GASES)  # a noble gas's neighbours are at van der Waals range
+    if not bonding.any():
+        return
+    value = float(np.median(ratio[:, bonding]))
+    if value > BOND_RATIO:
+        log.warning(
+            "%s: the atoms' nearest neighbours are a median %.2f × their covalent bond length "
+            "away (bonded: ~1, bohr read as Å: ~1.89); are the positions in bohr?",
+            source,
+            value,
         )
 
 
@@ -180,14 +222,16 @@ def check_grid(R: np.ndarray, source: str) -> None:
         )
 
 
-def check_geometries(R: np.ndarray, source: str, labelled: bool = False) -> None:
-    """Real finite positions, no close contacts, one length unit; coarse grids if labelled."""
+def check_geometries(R: np.ndarray, z: np.ndarray, source: str, labelled: bool = False) -> None:
+    """Real finite positions, no close contacts, Å, one length unit; coarse grids if
+    labelled."""
     check_real("R", R, source)
     if labelled:
         check_grid(R, source)
     if R.shape[1] >= 2:
-        nearest = nearest_distances(R)
+        nearest, partner = nearest_distances(R)
         check_distances(R, source, nearest)
+        check_bond_scale(z, nearest, partner, source)
         check_length_scale(nearest, source)
 
 
@@ -205,29 +249,24 @@ def _neighbour_pairs(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pairs[:, 0], pairs[:, 1]
 
 
-def check_energy_forces(R: np.ndarray, E: np.ndarray, F: np.ndarray, source: str) -> None:
-    """Energies consistent with forces (see the module docstring for the statistics)."""
+def energy_force_statistics(R: np.ndarray, E: np.ndarray, F: np.ndarray) -> dict:
+    """The statistics of :func:`check_energy_forces` (module docstring): ``offset`` (M,)
+    each frame's energy offset ratio against frame ``median_frame``; and with enough
+    frames and informative pairs, ``pairs`` (i, j), ``pair_residual`` (the median
+    relative residual), ``slope`` (ΔE over ΔE_forces) and ``frame_residual`` (M,) each
+    frame's smallest scaled residual (inf: in no judged pair)."""
     M = len(R)
-    if M < 2:
-        return
     X = (R - R.mean(axis=1, keepdims=True)).reshape(M, -1)
     Ff = F.reshape(M, -1)
     fnorm = np.linalg.norm(Ff, axis=1)
     m = int(np.argsort(E, kind="stable")[M // 2])
     bound = np.maximum(np.maximum(fnorm, fnorm[m]), np.median(fnorm))
     bound = bound * np.linalg.norm(X - X[m], axis=1)
-    dE = np.abs(E - E[m])
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(bound > 0, dE / bound, 0.0)
-    bad = np.flatnonzero(ratio > ENERGY_OFFSET)
-    if bad.size:
-        raise DatasetError(
-            f"{source}: the energies of {frames_text(bad, M)} differ from frame {m}'s by up to "
-            f"{ratio[bad].max():.3g} × what the forces allow along the path (limit "
-            f"{ENERGY_OFFSET}): energies in other units, or another reference?"
-        )
+        offset = np.where(bound > 0, np.abs(E - E[m]) / bound, 0.0)
+    out = {"median_frame": m, "offset": offset}
     if M < MIN_PAIR_FRAMES:
-        return
+        return out
     sub = np.arange(M)
     if M > MAX_PAIR_FRAMES:
         sub = np.sort(np.random.default_rng(0).choice(M, MAX_PAIR_FRAMES, replace=False))
@@ -241,23 +280,46 @@ def check_energy_forces(R: np.ndarray, E: np.ndarray, F: np.ndarray, source: str
     size = np.abs(dE_obs) + np.abs(dE_pred)
     informative = size > 2 * floor
     if informative.sum() < MIN_PAIR_FRAMES:
-        return
-    stat = float(np.median(res[informative] / size[informative]))
-    if stat > PAIR_RESIDUAL:
-        slope = float(dE_obs @ dE_pred / max(float(dE_pred @ dE_pred), 1e-300))
-        raise DatasetError(
-            f"{source}: energies do not match the forces: between nearest frames, "
-            f"median |ΔE − ΔE_forces| / (|ΔE| + |ΔE_forces|) = {stat:.2f} (limit "
-            f"{PAIR_RESIDUAL}; {informative.sum()} pairs) and ΔE ≈ {slope:.3g} × ΔE_forces "
-            "(23.06: eV vs kcal/mol, 627.5: Hartree, −1: gradients stored as forces; "
-            "near 0: energies shuffled or of other geometries)"
-        )
+        return out
     cs = 0.5 * (fnorm[i] + fnorm[j]) * np.linalg.norm(d, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(cs > 0, np.maximum(res - floor, 0.0) / cs, 0.0)
     worst = np.full(M, np.inf)
     np.minimum.at(worst, i, r)
     np.minimum.at(worst, j, r)
+    return out | {
+        "pairs": int(informative.sum()),
+        "pair_residual": float(np.median(res[informative] / size[informative])),
+        "slope": float(dE_obs @ dE_pred / max(float(dE_pred @ dE_pred), 1e-300)),
+        "frame_residual": worst,
+    }
+
+
+def check_energy_forces(R: np.ndarray, E: np.ndarray, F: np.ndarray, source: str) -> None:
+    """Energies consistent with forces (see the module docstring for the statistics)."""
+    M = len(R)
+    if M < 2:
+        return
+    stats = energy_force_statistics(R, E, F)
+    ratio, m = stats["offset"], stats["median_frame"]
+    bad = np.flatnonzero(ratio > ENERGY_OFFSET)
+    if bad.size:
+        raise DatasetError(
+            f"{source}: the energies of {frames_text(bad, M)} differ from frame {m}'s by up to "
+            f"{ratio[bad].max():.3g} × what the forces allow along the path (limit "
+            f"{ENERGY_OFFSET}): energies in other units, or another reference?"
+        )
+    if "pairs" not in stats:
+        return
+    if stats["pair_residual"] > PAIR_RESIDUAL:
+        raise DatasetError(
+            f"{source}: energies do not match the forces: between nearest frames, "
+            f"median |ΔE − ΔE_forces| / (|ΔE| + |ΔE_forces|) = {stats['pair_residual']:.2f} "
+            f"(limit {PAIR_RESIDUAL}; {stats['pairs']} pairs) and ΔE ≈ {stats['slope']:.3g} "
+            "× ΔE_forces (23.06: eV vs kcal/mol, 627.5: Hartree, −1: gradients stored as "
+            "forces; near 0: energies shuffled or of other geometries)"
+        )
+    worst = stats["frame_residual"]
     flagged = np.flatnonzero(np.isfinite(worst) & (worst > FRAME_RESIDUAL))
     if flagged.size:
         log.warning(
@@ -270,9 +332,11 @@ def check_energy_forces(R: np.ndarray, E: np.ndarray, F: np.ndarray, source: str
         )
 
 
-def check_labelled(R: np.ndarray, E: np.ndarray | None, F: np.ndarray, source: str) -> None:
+def check_labelled(
+    R: np.ndarray, z: np.ndarray, E: np.ndarray | None, F: np.ndarray, source: str
+) -> None:
     """All checks of a labelled dataset (Å, kcal/mol): geometries, grids, E against F."""
-    check_geometries(R, source, labelled=True)
+    check_geometries(R, z, source, labelled=True)
     check_real("F", F, source)
     if E is not None:
         check_real("E", E, source)
