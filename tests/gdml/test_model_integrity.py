@@ -167,6 +167,21 @@ def test_extracted_part_keeps_its_hashes_and_checksum(files, tmp_path):
     assert load_model(tmp_path / "water.npz").training_.by_content
 
 
+def test_a_loaded_delta_model_saves_to_the_same_bytes_and_still_knows_its_data(
+    files, tmp_path, capsys
+):
+    """Load and save again without arguments: the part hashes, md5s, record and theory
+    come along, so the file is byte-identical and `test` still refuses training data."""
+    from deltagdml.gdml.delta_io import save_delta_model
+
+    save_delta_model(load_model(files["delta"]), tmp_path / "again.npz")
+    assert (tmp_path / "again.npz").read_bytes() == files["delta"].read_bytes()
+    used = used_indices(tmp_path / "again.npz")
+    write_subset(files["delta_data"], used[::-1], tmp_path / "reordered.npz")
+    rc, err = run_test(capsys, tmp_path / "again.npz", tmp_path / "reordered.npz")
+    assert rc == 1 and f"all {used.size} geometries" in err, err
+
+
 # -- class 4: model files prove their integrity ---------------------------------------------
 def edited(src, dst, **changes) -> None:
     """``src`` with the arrays ``changes`` (a callable edits the array in place)."""

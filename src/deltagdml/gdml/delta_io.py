@@ -42,6 +42,10 @@ from deltagdml.version import __version__
 
 FORMAT = "deltagdml-delta/1"
 UNITS = {"energy": "kcal/mol", "force": "kcal/mol/Ang", "length": "Ang"}
+#: a part's manifest entries computed from its model (the rest come from ``part_info``)
+PART_SUMMARY_KEYS = ("sigma", "n_train", "n_perms", "uncertainty")
+#: a part's ``part_info`` entries stored as arrays of the part
+PART_ARRAY_KEYS = ("md5_train", "md5_valid", *HASH_KEYS)
 
 
 @dataclass
@@ -100,11 +104,11 @@ def delta_manifest(
     parts = {}
     for part, gdml in model.parts().items():
         parts[part] = {
+            **{k: v for k, v in part_info.get(part, {}).items() if k not in HASH_KEYS},
             "sigma": gdml.sigma,
             "n_train": int(gdml.X_train_.shape[0]),
             "n_perms": int(len(gdml.perms_)),
             "uncertainty": gdml.uncertainty_summary(),
-            **{k: v for k, v in part_info.get(part, {}).items() if k not in HASH_KEYS},
         }
     return {
         "format": FORMAT,
@@ -135,10 +139,14 @@ def save_delta_model(
     ``part_info`` maps a part to extra manifest entries (e.g. ``md5_train``, ``md5_valid``)
     and to the content hashes of its training and validation geometries
     (``geometry_hashes_train``, ``geometry_hashes_valid``; written as arrays of the part);
-    ``record`` says which geometries of the complex dataset trained the model.
+    ``record`` says which geometries of the complex dataset trained the model. Left out,
+    all three come from the file ``model`` was loaded from, so a loaded model saves to
+    the same bytes.
     """
-    part_info = part_info or {}
-    record = record or TrainingRecord()
+    loaded = getattr(model, "manifest_", {})
+    part_info = getattr(model, "part_info_", {}) if part_info is None else part_info
+    record = getattr(model, "training_", TrainingRecord()) if record is None else record
+    theory = theory or loaded.get("theory", "")
     manifest = delta_manifest(model, part_info, record, theory)
     arrays: dict[str, np.ndarray] = {
         "type": np.array("d"),
@@ -147,7 +155,7 @@ def save_delta_model(
     }
     for part, gdml in model.parts().items():
         info = part_info.get(part, {})
-        meta = {key: info[key] for key in ("md5_train", "md5_valid", *HASH_KEYS) if key in info}
+        meta = {key: info[key] for key in PART_ARRAY_KEYS if key in info}
         arrays |= {
             f"{part}/{key}": value
             for key, value in model_arrays(
@@ -166,6 +174,11 @@ def save_delta_model(
         )
     arrays[CHECKSUM_KEY] = np.array(array_checksum(arrays))
     save_npz_atomic(path, **arrays)
+
+
+def _part_value(value: np.ndarray) -> str | np.ndarray:
+    """A part's array as ``part_info`` holds it: a string for a 0-d string array."""
+    return as_str(value) if value.dtype.kind == "U" and value.ndim == 0 else value
 
 
 def _part_arrays(arrays: dict[str, np.ndarray], part: str, path: str) -> dict[str, np.ndarray]:
@@ -258,6 +271,15 @@ def load_delta_model(path: str | os.PathLike) -> DeltaModel:
         raise ModelError(f"{path}: malformed Δ model manifest ({exc!r})") from exc
     verify_checksum(arrays, path)
     model.manifest_ = manifest
+    model.part_info_ = {
+        part: {k: v for k, v in info.items() if k not in PART_SUMMARY_KEYS}
+        | {
+            k: _part_value(arrays[f"{part}/{k}"])
+            for k in PART_ARRAY_KEYS
+            if f"{part}/{k}" in arrays
+        }
+        for part, info in manifest["parts"].items()
+    }
     model.training_ = TrainingRecord(
         **manifest["training_data"], **{k: arrays[k] for k in HASH_KEYS if k in arrays}
     )
