@@ -187,8 +187,8 @@ class ActiveLearningSettings:
     Round r ≥ 1 runs short MD with the Δ model of round r − 1 from ``n_starts`` training
     geometries per temperature; a run stops where a part's uncertainty exceeds
     ``stop_ratio`` × its threshold, or where it breaks a stability criterion. If every run
-    stays stable and under the thresholds, the loop ends; otherwise the saved frames above
-    a threshold and the ``pre_failure_frames`` saved frames before any failure are
+    stays stable and under ``accept_ratio`` × the thresholds, the loop ends; otherwise the
+    saved frames above that and the ``pre_failure_frames`` saved frames before any failure are
     collected, at most ``budget`` of them are chosen by farthest-point sampling in
     descriptor space, labelled with the reference method and added to the training pool of
     the parts that triggered (a frame before a failure with no part above its threshold:
@@ -206,6 +206,9 @@ class ActiveLearningSettings:
     friction_per_fs: float = 0.01
     budget: int = 20
     stop_ratio: float = 2.0
+    #: a round with every part under this × its threshold (and no failure) ends the loop;
+    #: frames above it are labelled (1: the calibrated threshold itself)
+    accept_ratio: float = 1.0
     pre_failure_frames: int = 3
     #: frames of the final Δ model's MD study, relabelled as a second test set (0: none)
     md_test_frames: int = 50

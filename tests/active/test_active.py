@@ -91,6 +91,23 @@ def test_decision_stops_when_every_run_stays_in_its_data():
     assert rows[2]["failed"] == 1 and rows[2]["first_failure_ps"] == pytest.approx(0.01)
 
 
+def test_accept_ratio_moves_both_convergence_and_what_is_labelled():
+    """With accept_ratio 2, a hot run at 1.9× its threshold ends the loop; at 1.5, only
+    frames above 1.5 are collected, and only the parts above 1.5 need them."""
+    calm = exploration({"binding": [[0.2, 0.9]]}, [""])
+    hot = exploration({"binding": [[0.2, 1.9]]}, [""], T=400.0)
+    assert decision([calm, hot], 0, accept_ratio=2.0)["converged"]
+    assert "under 2 × the thresholds" in decision([calm, hot], 0, accept_ratio=2.0)["reason"]
+    assert not decision([calm, hot], 1, accept_ratio=1.5)["converged"]
+    data = exploration(
+        {"binding": [[1.2, 1.6, 0.4]], "fragment_0": [[0.3, 1.7, 1.4]]}, ["uncertainty: x"]
+    )
+    c = collect([data], 0, accept_ratio=1.5)
+    np.testing.assert_array_equal(c.source[:, 2], [1])
+    np.testing.assert_array_equal(c.needs(), [[True, True]])
+    assert len(collect([data], 0).R) == 3
+
+
 def test_pool_grows_only_the_parts_that_need_frames():
     def labels(n: int, start: float) -> dict:
         R = np.full((n, 6, 3), start) + np.arange(n)[:, None, None]

@@ -20,7 +20,7 @@ from deltagdml.dynamics.collective import (
     msad,
     pincer_groups,
 )
-from deltagdml.dynamics.fes import free_energy_surface, kt_kcal_mol
+from deltagdml.dynamics.fes import common_ranges, free_energy_surface, kt_kcal_mol
 from deltagdml.dynamics.run import MDCalculator, StabilityMonitor, run_md
 from deltagdml.errors import ConfigError
 from deltagdml.gdml.calculator import GDMLCalculator
@@ -497,3 +497,19 @@ def test_a_restraint_moves_the_atoms_but_is_left_out_of_the_recorded_energy(
     np.testing.assert_allclose(held.forces_kcal_mol_A, F, rtol=0, atol=1e-6)
     assert held.steps_done == 40
     assert not np.allclose(held.R[-1], free.R[-1])  # the restraint did act
+
+
+def test_fes_ranges_keep_every_runs_basin_whole():
+    """A long cold run and a short hot one: the shared range covers the hot run's own
+    0.5–99.5 % quantiles (pooled quantiles would cut its basin at ~1.4), and one far frame
+    of a run does not stretch it."""
+    rng = np.random.default_rng(0)
+    cold = rng.normal(0.0, 0.2, 20_000)
+    hot = rng.normal(0.0, 1.0, 400)
+    far = np.append(rng.normal(0.0, 0.2, 1_000), 50.0)
+    (lo, hi), (ylo, yhi) = common_ranges([cold, hot, far], [cold, hot, far], pad=0.0)
+    q = np.quantile(hot, [0.005, 0.995])
+    assert lo <= q[0] and hi >= q[1] and hi < 5.0
+    assert np.quantile(np.concatenate([cold, hot, far]), 0.995) < 0.8 * q[1]
+    assert (ylo, yhi) == (lo, hi)
+    assert common_ranges([np.array([np.nan])], [np.array([])]) == ((-0.05, 1.05),) * 2

@@ -170,6 +170,11 @@ BAD_CONFIGS = [
         changed(("active_learning",), {"enabled": True, "timestep_fs": 1e-9}),
         "one exploration run: active_learning.duration_ps / timestep_fs = 2e+12 MD steps",
     ),
+    (
+        "loop accepts above where it stops",
+        changed(("active_learning",), {"enabled": True, "accept_ratio": 3.0}),
+        "active_learning.accept_ratio = 3 exceeds stop_ratio = 2",
+    ),
     ("results in ~", changed(("results",), "~/x"), "results: '~/x' starts with '~'"),
     ("results a file", changed(("results",), "a_file"), "results: 'a_file' names an existing file"),
 ]

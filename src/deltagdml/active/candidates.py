@@ -24,19 +24,23 @@ class Candidates:
     parts: list[str]  # learned parts, the columns of ``ratio``
     before_failure: np.ndarray  # (K,) bool: one of the frames just before a failure
     source: np.ndarray  # (K, 3): temperature (K), run, frame of the run
+    accept_ratio: float = 1.0  # a part above this × its threshold needs the frame
 
     def needs(self) -> np.ndarray:
-        """(K, n_parts) bool: the parts each frame is added to — those above their
-        threshold; every part for a frame before a failure that no part flagged."""
-        above = self.ratio > 1.0
+        """(K, n_parts) bool: the parts each frame is added to — those above
+        ``accept_ratio`` × their threshold; every part for a frame before a failure that no
+        part flagged."""
+        above = self.ratio > self.accept_ratio
         unflagged = ~above.any(axis=1) & self.before_failure
         return above | unflagged[:, None]
 
 
-def collect(explorations: list[dict], pre_failure_frames: int) -> Candidates:
+def collect(
+    explorations: list[dict], pre_failure_frames: int, accept_ratio: float = 1.0
+) -> Candidates:
     """Frames of ``explorations`` (loaded exploration files, one per temperature) whose
-    ratio exceeds 1 for some part, and the ``pre_failure_frames`` saved frames before each
-    failure (the failing frame itself excluded: it may be unphysical)."""
+    ratio exceeds ``accept_ratio`` for some part, and the ``pre_failure_frames`` saved frames
+    before each failure (the failing frame itself excluded: it may be unphysical)."""
     parts = list(part_ratios(explorations[0]))
     R, ratio, before, source = [], [], [], []
     for data in explorations:
@@ -44,7 +48,7 @@ def collect(explorations: list[dict], pre_failure_frames: int) -> Candidates:
         for run, reason in enumerate(data["reasons"]):
             idx = np.flatnonzero(data["run"] == run)
             failed = is_failure(reason)
-            keep = r[idx].max(axis=1) > 1.0
+            keep = r[idx].max(axis=1) > accept_ratio
             pre = np.zeros(len(idx), dtype=bool)
             if failed:
                 keep[-1] = False
@@ -66,6 +70,7 @@ def collect(explorations: list[dict], pre_failure_frames: int) -> Candidates:
         parts=parts,
         before_failure=np.concatenate(before) if before else np.empty(0, dtype=bool),
         source=np.concatenate(source) if source else np.empty((0, 3)),
+        accept_ratio=accept_ratio,
     )
 
 

@@ -10,18 +10,18 @@ import numpy as np
 from deltagdml.active.explore import is_failure, largest_ratio
 
 
-def decision(explorations: list[dict], n_selected: int) -> dict:
+def decision(explorations: list[dict], n_selected: int, accept_ratio: float = 1.0) -> dict:
     """Whether the loop goes on after a round's exploration: it stops when every run stayed
-    stable and every part under its threshold (converged), or when there is nothing new to
-    label (stalled)."""
+    stable and every part under ``accept_ratio`` × its threshold (converged), or when there
+    is nothing new to label (stalled)."""
     ratios = [largest_ratio(d) for d in explorations]
     largest = float(max(r.max() for r in ratios))
     failed = sum(
         bool(r) and not r.startswith("uncertainty") for d in explorations for r in d["reasons"]
     )
-    converged = failed == 0 and largest <= 1.0
+    converged = failed == 0 and largest <= accept_ratio
     if converged:
-        why = "every run stayed stable and under the thresholds"
+        why = f"every run stayed stable and under {accept_ratio:g} × the thresholds"
     elif n_selected == 0:
         why = "no frame to label (a failure with no frame before it)"
     else:

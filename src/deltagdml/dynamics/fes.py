@@ -46,15 +46,17 @@ def free_energy_surface(
 def common_ranges(
     xs: list[np.ndarray], ys: list[np.ndarray], pad: float = 0.05
 ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Shared histogram ranges: the 0.5–99.5 % quantiles of the pooled samples, padded.
+    """Shared histogram ranges: the union of each run's 0.5–99.5 % quantiles, padded.
 
-    Quantiles keep the last frames of a blown-up run from stretching every panel.
+    Quantiles keep a run's few outlying frames from stretching every panel; taking them per
+    run keeps a short or hot run's basin whole (pooled quantiles cut it off at the edges).
     """
     out = []
     for values in (xs, ys):
-        v = np.concatenate(values)
-        v = v[np.isfinite(v)]
-        lo, hi = np.quantile(v, [0.005, 0.995]) if v.size else (0.0, 1.0)
+        bounds = [
+            np.quantile(v, [0.005, 0.995]) for v in (u[np.isfinite(u)] for u in values) if v.size
+        ]
+        lo, hi = (min(b[0] for b in bounds), max(b[1] for b in bounds)) if bounds else (0.0, 1.0)
         width = max(hi - lo, 1e-3)
         out.append((float(lo - pad * width), float(hi + pad * width)))
     return out[0], out[1]

@@ -287,6 +287,16 @@ def _check_md_lengths(config: dict, name: str, system: System) -> None:
             )
 
 
+def _check_loop_ratios(config: dict, name: str) -> None:
+    """Refuse an acceptance ratio above the ratio where exploration runs stop."""
+    a = active_learning_settings(config, name)
+    if a.enabled and a.accept_ratio > a.stop_ratio:
+        raise ConfigError(
+            f"system '{name}': active_learning.accept_ratio = {a.accept_ratio:g} exceeds "
+            f"stop_ratio = {a.stop_ratio:g}; a run stops before it could be accepted"
+        )
+
+
 def check_config(
     config: dict,
     base_dir: str | Path = ".",
@@ -328,6 +338,7 @@ def check_config(
             _check_spin(sampler, systems[name], where, fragments=False)
         _check_training(config, name, systems[name], base_dir)
         _check_md_lengths(config, name, systems[name])
+        _check_loop_ratios(config, name)
         if "dataset" in entry and read_data:
             _check_user_data(config, name, systems[name], base_dir)
         else:

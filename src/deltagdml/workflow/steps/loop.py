@@ -104,9 +104,9 @@ def loop_select(
     and decide whether the loop goes on (``decision_file``, JSON)."""
     s = active_learning_settings(config, system)
     explorations = [load_runs(p) for p in runs]
-    candidates = collect(explorations, s.pre_failure_frames)
+    candidates = collect(explorations, s.pre_failure_frames, s.accept_ratio)
     chosen = select(candidates, s.budget)
-    outcome = decision(explorations, len(chosen))
+    outcome = decision(explorations, len(chosen), s.accept_ratio)
     needs = candidates.needs()[chosen]
     log.info(
         "%s: %d candidate frames, %d chosen (%s); %s",
