@@ -21,7 +21,8 @@ Times are process CPU time (the machine may be shared), so rates are per CPU sec
   the system's timestep and friction) with ``MDCalculator``, integrator included; no
   stability or uncertainty monitor, so only the model's cost differs between versions;
 - faults/call: minor page faults (``getrusage``) per single-geometry call;
-- GFlop/s: flops of one call / CPU time per call. Per expansion with M training
+- GFlop/s: flops of one call / CPU time per call, against the machine's one-thread DGEMM
+  rate printed at the end (the ceiling of the dense products). Per expansion with M training
   geometries, P permutations and D = N(N−1)/2 descriptor entries, summed over a Δ model's
   parts: 8·P·M·D (the products of the P permuted queries with the 2M × D training matrix
   and back) + 15·P·M (kernel terms) + 6·P·D (query norms, gradient terms, permutation sum)
@@ -161,6 +162,19 @@ def label(spec: str) -> str:
     return f"{path.parent.parent.name}/{path.stem}"
 
 
+def dgemm_peak(seconds: float = 2.0, n: int = 2000) -> float:
+    """GFlop/s of a large one-thread DGEMM: the ceiling of the expansion's dense products."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n)), rng.random((n, n))
+    with threadpool_limits(limits=1, user_api="blas"):
+        a @ b
+        calls, t0 = 0, time.process_time()
+        while time.process_time() - t0 < seconds:
+            a @ b
+            calls += 1
+        return 2.0 * n**3 * calls / (time.process_time() - t0) / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="model files of a pipeline run")
@@ -214,6 +228,11 @@ def main() -> None:
                 f"{new['md_steps_per_s'] / old['md_steps_per_s']:9.2f}×",
                 flush=True,
             )
+    peak = dgemm_peak()
+    print(
+        f"\nCeiling: a one-thread 2000×2000 DGEMM runs at {peak:.1f} GFlop/s here; a model at "
+        "G GFlop/s can get at most peak/G × faster without fewer flops."
+    )
 
 
 if __name__ == "__main__":
