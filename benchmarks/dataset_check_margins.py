@@ -31,7 +31,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 from ase.build import molecule  # noqa: E402
-from ase.data import covalent_radii  # noqa: E402
 
 from deltagdml.data.calculators import make_calculator  # noqa: E402
 from deltagdml.data.md import langevin  # noqa: E402
@@ -61,9 +60,9 @@ def margins(z: np.ndarray, R: np.ndarray, E: np.ndarray, F: np.ndarray) -> str:
     """The checks' statistics on one dataset, as one table row."""
     stats = checks.energy_force_statistics(R, E, F)
     nearest, partner = checks.nearest_distances(R)
-    radii = covalent_radii[z]
-    bond = np.median((nearest / (radii + radii[partner]))[:, z == 1]) if (z == 1).any() else 0
-    scale = np.median(nearest / np.percentile(nearest, 50, axis=0, method="lower"), axis=1)
+    ratio = checks.bond_ratios(z, nearest, partner)
+    bond = np.median(ratio[:, z == 1]) if (z == 1).any() else 0
+    scale = checks.scale_ratios(nearest)
     frame = stats.get("frame_residual", np.array([np.nan]))
     frame = frame[np.isfinite(frame)].max() if np.isfinite(frame).any() else np.nan
     return (

@@ -449,7 +449,7 @@ def cmd_ipi(args: argparse.Namespace) -> None:
     atoms = Atoms(model.z_, positions=_read_geometries(args.start, model.z_, args.ignore_pbc)[0])
     log.info("serving %s to the %s", args.model, client.server)
     # the log is written line by line as the server runs, to LOG.partial until it ends
-    with live_text(args.uncertainty_log) if args.uncertainty_log else nullcontext() as lines:
+    with live_text(log_file) if log_file else nullcontext() as lines:
         atoms.calc = (
             GDMLCalculator(model)
             if lines is None

@@ -140,13 +140,19 @@ def check_distances(R: np.ndarray, source: str, nearest: np.ndarray | None = Non
         )
 
 
+def bond_ratios(z: np.ndarray, nearest: np.ndarray, partner: np.ndarray) -> np.ndarray:
+    """(M, N): each atom's nearest-neighbour distance over the sum of the two atoms'
+    covalent radii (``nearest``, ``partner``: :func:`nearest_distances`)."""
+    radii = covalent_radii[np.asarray(z)]
+    return nearest / (radii + radii[partner])
+
+
 def check_bond_scale(z: np.ndarray, nearest: np.ndarray, partner: np.ndarray, source: str) -> None:
     """Refuse positions whose hydrogens sit ~1.9× their covalent bond length from every
     atom (bohr read as Å); without hydrogens, warn when the atoms other than noble gases
     do."""
     z = np.asarray(z)
-    radii = covalent_radii[z]
-    ratio = nearest / (radii + radii[partner])
+    ratio = bond_ratios(z, nearest, partner)
     hydrogens = z == 1
     if hydrogens.any():
         value = float(np.median(ratio[:, hydrogens]))
@@ -170,12 +176,18 @@ def check_bond_scale(z: np.ndarray, nearest: np.ndarray, partner: np.ndarray, so
         )
 
 
+def scale_ratios(nearest: np.ndarray) -> np.ndarray:
+    """(M,): per frame, the median over atoms of each atom's nearest-neighbour distance
+    over its median over the frames."""
+    ref = np.percentile(nearest, 50, axis=0, method="lower")
+    return np.median(nearest / ref, axis=1)
+
+
 def check_length_scale(nearest: np.ndarray, source: str) -> None:
     """Refuse frames whose nearest-neighbour distances jump (mixed length units)."""
     if nearest.shape[1] < 3 or len(nearest) < 2:
         return
-    ref = np.percentile(nearest, 50, axis=0, method="lower")
-    ratio = np.median(nearest / ref, axis=1)
+    ratio = scale_ratios(nearest)
     bad = np.flatnonzero((ratio > SCALE_RATIO) | (ratio < 1 / SCALE_RATIO))
     if bad.size:
         raise DatasetError(
